@@ -13,6 +13,11 @@ export default defineConfig({
     settings: { optimizer: { enabled: true, runs: 10_000 }, evmVersion: "cancun" },
   },
   networks: {
-    localhost: { type: "http", chainType: "l1", url: "http://127.0.0.1:8545" },
+    // What `npm start` and the daemon's integration tests run as the local chain: blocks come
+    // with every transaction AND once a second, so a daemon waiting for confirmations
+    // moves on even when nobody sends transactions.
+    devnode: { type: "edr-simulated", chainType: "l1", chainId: 31337, mining: { auto: true, interval: 1000 } },
+    // NOVACRON_RPC_URL lets the daemon's integration tests point the same tasks and scripts at their own node.
+    localhost: { type: "http", chainType: "l1", url: process.env.NOVACRON_RPC_URL ?? "http://127.0.0.1:8545" },
   },
 });

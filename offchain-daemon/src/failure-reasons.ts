@@ -19,6 +19,8 @@ export const FailureReason = {
   WorkloadStartFailed: 6,
   /** The manifest asks for a workload type this provider's driver does not run. */
   WorkloadUnsupported: 7,
+  /** The workload kept exiting on its own while the VM was Running. */
+  WorkloadExited: 8,
 } as const;
 
 export type FailureReasonCode = (typeof FailureReason)[keyof typeof FailureReason];

@@ -1,0 +1,106 @@
+import type { Address, Hash } from "viem";
+import { BaseError, ContractFunctionRevertedError } from "viem";
+import type { Logger } from "pino";
+import type { Store } from "../store/store.ts";
+import { vmRegistryAbi } from "./abi.generated.ts";
+import type { ChainClients } from "./clients.ts";
+
+export type ReportAction = "reportProvisioning" | "reportRunning" | "reportFailed";
+export type ReportOutcome = "mined" | "reverted" | "skipped";
+
+export type ReportSenderParameters = ChainClients & {
+  store: Store;
+  vmRegistry: Address;
+  logger: Logger;
+  /** How long to wait for a receipt before leaving the intent open for the next pass, in ms. Default: 60000. */
+  receiptTimeoutMs?: number;
+  onOutcome?: (action: ReportAction, outcome: ReportOutcome | "error") => void;
+};
+
+/**
+ * Sends the operator's status reports. Each report is journalled as an intent
+ * before it is broadcast, and simulated first, so that a report the chain no
+ * longer accepts (someone else moved the VM on) costs no gas and a crash
+ * between broadcast and receipt is resolved from the journal on restart.
+ * Sends are serialized: one operator key, one nonce sequence.
+ */
+export function createReportSender(parameters: ReportSenderParameters) {
+  const { publicClient, walletClient, account, store, vmRegistry, logger } = parameters;
+  const receiptTimeoutMs = parameters.receiptTimeoutMs ?? 60_000;
+  let queue: Promise<unknown> = Promise.resolve();
+
+  async function awaitReceipt(intentId: number, hash: Hash): Promise<ReportOutcome> {
+    const receipt = await publicClient.waitForTransactionReceipt({ hash, timeout: receiptTimeoutMs });
+    const outcome = receipt.status === "success" ? "mined" : "reverted";
+    store.finishIntent(intentId, outcome);
+    return outcome;
+  }
+
+  async function sendNow(vmId: bigint, action: ReportAction, reason: number): Promise<ReportOutcome> {
+    const open = store.openIntentFor(vmId, action);
+    if (open?.txHash) return awaitReceipt(open.id, open.txHash as Hash);
+    const intentId = open?.id ?? store.addIntent({ vmId, action, args: JSON.stringify({ reason }) });
+    const args = action === "reportFailed" ? ([vmId, reason] as const) : ([vmId] as const);
+    let request;
+    try {
+      ({ request } = await publicClient.simulateContract({
+        account,
+        address: vmRegistry,
+        abi: vmRegistryAbi,
+        functionName: action,
+        args: args as never,
+      }));
+    } catch (error) {
+      const revert = error instanceof BaseError ? error.walk((e) => e instanceof ContractFunctionRevertedError) : null;
+      if (revert instanceof ContractFunctionRevertedError) {
+        store.finishIntent(intentId, "superseded");
+        logger.info({ msg: "report no longer accepted by the chain; skipped", vm_id: String(vmId), action, error: revert.data?.errorName });
+        return "skipped";
+      }
+      throw error; // RPC trouble: the intent stays open and the next pass retries it
+    }
+    const hash = await walletClient.writeContract(request);
+    store.setIntentTx(intentId, hash);
+    logger.info({ msg: "report sent", vm_id: String(vmId), action, reason, tx: hash });
+    return awaitReceipt(intentId, hash);
+  }
+
+  /** Sends `action` for `vmId` (with `reason` for reportFailed) and waits for its receipt. */
+  function send(vmId: bigint, action: ReportAction, reason = 0): Promise<ReportOutcome> {
+    const run = queue.then(() => sendNow(vmId, action, reason));
+    queue = run.catch(() => undefined);
+    return run.then(
+      (outcome) => (parameters.onOutcome?.(action, outcome), outcome),
+      (error: unknown) => {
+        parameters.onOutcome?.(action, "error");
+        throw error;
+      },
+    );
+  }
+
+  /**
+   * Settles intents a previous run left open: a broadcast transaction is looked
+   * up by hash; one that never got a hash, or that the chain no longer knows,
+   * is dropped, and the reconciler decides afresh from chain state.
+   */
+  async function recover(): Promise<void> {
+    for (const intent of store.openIntents()) {
+      if (!intent.txHash) {
+        store.finishIntent(intent.id, "dropped");
+        continue;
+      }
+      const hash = intent.txHash as Hash;
+      const receipt = await publicClient.getTransactionReceipt({ hash }).catch(() => undefined);
+      if (receipt) {
+        store.finishIntent(intent.id, receipt.status === "success" ? "mined" : "reverted");
+      } else if (!(await publicClient.getTransaction({ hash }).catch(() => undefined))) {
+        store.finishIntent(intent.id, "dropped");
+      }
+      logger.info({ msg: "recovered intent", vm_id: String(intent.vmId), action: intent.action, tx: hash });
+    }
+  }
+
+  return { send, recover };
+}
+
+export type ReportSender = ReturnType<typeof createReportSender>;

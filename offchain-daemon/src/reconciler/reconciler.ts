@@ -1,0 +1,200 @@
+import type { Address } from "viem";
+import type { Logger } from "pino";
+import type { Driver, DriverStatus } from "../drivers/types.ts";
+import type { ContentStore } from "../ipfs/types.ts";
+import type { Store } from "../store/store.ts";
+import type { PublicClient } from "../chain/clients.ts";
+import type { ReportSender } from "../chain/sender.ts";
+import { isTerminal, readVm, type ChainVm, type VmStateName } from "../chain/vm-registry.ts";
+import { fetchManifest, manifestCidFromDigest } from "../manifest/fetch.ts";
+import { FailureReason, failureReasonName } from "../failure-reasons.ts";
+import { planStep, type Step } from "./plan.ts";
+
+export type ReconcilerParameters = {
+  client: PublicClient;
+  vmRegistry: Address;
+  provider: Address;
+  store: Store;
+  driver: Driver;
+  content: ContentStore;
+  sender: ReportSender;
+  manifest: { maxBytes: number; fetchTimeoutMs: number };
+  logger: Logger;
+  onReconciled?: (result: "converged" | "error", durationSeconds: number) => void;
+};
+
+/** What the API shows for one VM: the last thing the reconciler saw. */
+export type VmObservation = {
+  vmId: bigint;
+  chainState: VmStateName;
+  driver: DriverStatus;
+  lastStep: Step["kind"];
+  lastError?: string;
+  updatedAt: string;
+};
+
+/** Steps one pass may take before yielding; a healthy VM converges in at most four. */
+const MAX_STEPS_PER_PASS = 8;
+
+/**
+ * Drives every VM of this provider towards what the chain says, one VM at a
+ * time per VM id (concurrent triggers for the same VM coalesce into one more
+ * pass), different VMs in parallel.
+ */
+export function createReconciler(parameters: ReconcilerParameters) {
+  const { client, vmRegistry, provider, store, driver, content, sender, logger } = parameters;
+  const inFlight = new Map<bigint, { again: boolean; done: Promise<void> }>();
+  const restarts = new Map<bigint, number>();
+  const observations = new Map<bigint, VmObservation>();
+
+  async function execute(vm: ChainVm, step: Step): Promise<void> {
+    const log = logger.child({ vm_id: String(vm.vmId) });
+    switch (step.kind) {
+      case "none":
+        return;
+      case "report":
+        await sender.send(vm.vmId, step.action);
+        return;
+      case "fail":
+        log.warn({ msg: "reporting VM failed", reason: failureReasonName(step.reason), detail: step.detail });
+        await sender.send(vm.vmId, "reportFailed", step.reason);
+        return;
+      case "provision": {
+        const cid = manifestCidFromDigest(vm.manifestDigest);
+        const fetched = await fetchManifest(content, cid, { timeoutMs: parameters.manifest.fetchTimeoutMs, maxBytes: parameters.manifest.maxBytes });
+        if (!fetched.ok) return execute(vm, { kind: "fail", reason: fetched.reason, detail: fetched.detail });
+        const wanted = vm.resources;
+        const got = fetched.manifest.resources;
+        if (got.vcpu !== wanted.vcpu || got.memoryMiB !== wanted.memoryMiB || got.diskGiB !== wanted.diskGiB) {
+          const detail = `manifest asks for ${JSON.stringify(got)} but ${JSON.stringify(wanted)} was escrowed`;
+          return execute(vm, { kind: "fail", reason: FailureReason.ManifestResourceMismatch, detail });
+        }
+        log.info({ msg: "manifest verified", cid: cid.toString(), name: fetched.manifest.name });
+        await driver.create(vm.vmId, fetched.manifest);
+        return startWorkload(vm);
+      }
+      case "start":
+        restarts.set(vm.vmId, (restarts.get(vm.vmId) ?? 0) + 1);
+        return startWorkload(vm);
+      case "stop":
+        log.info({ msg: "stopping workload", why: step.why });
+        await driver.stop(vm.vmId);
+        return;
+      case "destroy":
+        log.info({ msg: "destroying workload", chain_state: vm.state });
+        await driver.destroy(vm.vmId);
+        return;
+      case "forget":
+        store.markVmDone(vm.vmId);
+        restarts.delete(vm.vmId);
+        observations.delete(vm.vmId);
+        return;
+    }
+  }
+
+  async function startWorkload(vm: ChainVm): Promise<void> {
+    try {
+      await driver.start(vm.vmId);
+    } catch (error) {
+      const detail = error instanceof Error ? error.message : String(error);
+      await execute(vm, { kind: "fail", reason: FailureReason.WorkloadStartFailed, detail });
+    }
+  }
+
+  async function pass(vmId: bigint): Promise<void> {
+    const started = performance.now();
+    let lastStep: Step["kind"] = "none";
+    let vm: ChainVm | undefined;
+    let status: DriverStatus = { state: "absent" };
+    try {
+      for (let i = 0; i < MAX_STEPS_PER_PASS; i++) {
+        vm = await readVm(client, vmRegistry, vmId);
+        if (vm === undefined || vm.provider.toLowerCase() !== provider.toLowerCase()) {
+          // Only our own logs name a VM here, so a VM that is gone or not ours was undone by a reorg.
+          logger.warn({ msg: "VM no longer exists for this provider on-chain; removing it", vm_id: String(vmId) });
+          await driver.destroy(vmId);
+          store.markVmDone(vmId);
+          observations.delete(vmId);
+          return;
+        }
+        status = await driver.status(vmId);
+        // A workload counts as healthy again only once it is seen running under a Running VM.
+        if (vm.state === "Running" && status.state === "running") restarts.delete(vmId);
+        const step = planStep(vm, status, restarts.get(vmId) ?? 0);
+        if (step.kind === "none") break;
+        lastStep = step.kind;
+        logger.debug({ msg: "step", vm_id: String(vmId), chain_state: vm.state, driver_state: status.state, step: step.kind });
+        await execute(vm, step);
+        if (step.kind === "forget") return;
+      }
+      observations.set(vmId, { vmId, chainState: vm!.state, driver: status, lastStep, updatedAt: new Date().toISOString() });
+      parameters.onReconciled?.("converged", (performance.now() - started) / 1000);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      logger.error({ msg: "reconcile failed; will retry on the next pass", vm_id: String(vmId), error: message });
+      observations.set(vmId, {
+        vmId,
+        chainState: vm?.state ?? "None",
+        driver: status,
+        lastStep,
+        lastError: message,
+        updatedAt: new Date().toISOString(),
+      });
+      parameters.onReconciled?.("error", (performance.now() - started) / 1000);
+    }
+  }
+
+  /** Reconciles `vmId`; resolves when the VM has had at least one full pass after this call. */
+  function reconcile(vmId: bigint): Promise<void> {
+    const current = inFlight.get(vmId);
+    if (current) {
+      current.again = true;
+      return current.done;
+    }
+    const entry = { again: false, done: Promise.resolve() };
+    entry.done = (async () => {
+      do {
+        entry.again = false;
+        await pass(vmId);
+      } while (entry.again);
+      inFlight.delete(vmId);
+    })();
+    inFlight.set(vmId, entry);
+    return entry.done;
+  }
+
+  async function reconcileMany(vmIds: bigint[]): Promise<void> {
+    await Promise.all(vmIds.map((vmId) => reconcile(vmId)));
+  }
+
+  /** Waits for every pass in flight, for a clean shutdown. */
+  async function drain(): Promise<void> {
+    while (inFlight.size > 0) await Promise.all([...inFlight.values()].map((entry) => entry.done));
+  }
+
+  /**
+   * Destroys workloads the driver holds for VMs the store no longer tracks
+   * (left behind by a crash between destroy and forget, or by a reorg).
+   */
+  async function collectOrphans(): Promise<void> {
+    const active = new Set(store.listActiveVms());
+    for (const vmId of await driver.list()) {
+      if (active.has(vmId)) continue;
+      const vm = await readVm(client, vmRegistry, vmId).catch(() => undefined);
+      if (vm && vm.provider.toLowerCase() === provider.toLowerCase() && !isTerminal(vm.state)) {
+        store.upsertVm(vmId, 0n);
+        continue;
+      }
+      logger.warn({ msg: "destroying orphaned workload", vm_id: String(vmId) });
+      await driver.destroy(vmId);
+    }
+  }
+
+  function snapshot(): VmObservation[] {
+    return [...observations.values()].sort((a, b) => (a.vmId < b.vmId ? -1 : 1));
+  }
+
+  return { reconcile, reconcileMany, drain, collectOrphans, snapshot };
+}
+
+export type Reconciler = ReturnType<typeof createReconciler>;

@@ -1,0 +1,180 @@
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { providerRegistryAbi } from "./chain/abi.generated.ts";
+import { createChainClients } from "./chain/clients.ts";
+import { createLogSync } from "./chain/log-sync.ts";
+import { createReportSender } from "./chain/sender.ts";
+import type { Config } from "./config.ts";
+import { createProcessDriver } from "./drivers/process.ts";
+import { createEmbeddedStore } from "./ipfs/embedded.ts";
+import { createKuboStore } from "./ipfs/kubo.ts";
+import type { ContentStore } from "./ipfs/types.ts";
+import { createMetrics } from "./api/metrics.ts";
+import { startApiServer } from "./api/server.ts";
+import { createReconciler } from "./reconciler/reconciler.ts";
+import { Store } from "./store/store.ts";
+
+/** The daemon cannot serve with this configuration; the message says what to change. */
+export class ServiceStartError extends Error {
+  override readonly name = "ServiceStartError";
+}
+
+export type Service = {
+  /** Where the HTTP API listens. */
+  apiUrl: string;
+  /** Stops following the chain, lets reconcile passes finish and closes everything. Workloads keep running. */
+  stop(): Promise<void>;
+};
+
+/** Every how many polls all active VMs are reconciled even without events (workload exits, funds running out). */
+const RESYNC_EVERY_POLLS = 5;
+
+/**
+ * The composition root: builds the modules in dependency order, catches up
+ * with the chain, reconciles every VM once, then follows the chain. If any step
+ * fails, what was already started is stopped in reverse order.
+ */
+export async function startService(config: Config, logger: Logger): Promise<Service> {
+  const closers: Array<() => Promise<void> | void> = [];
+  const closeAll = async () => {
+    for (const close of closers.reverse()) {
+      try {
+        await close();
+      } catch (error) {
+        logger.warn({ msg: "error while stopping", error: error instanceof Error ? error.message : String(error) });
+      }
+    }
+  };
+
+  try {
+    const metrics = createMetrics();
+    const store = Store.open(join(config.dataDir, "daemon.sqlite"));
+    closers.push(() => store.close());
+
+    const content: ContentStore =
+      config.ipfs.mode === "kubo" ? createKuboStore({ url: config.ipfs.url }) : await createEmbeddedStore({ directory: config.ipfs.directory });
+    closers.push(() => content.close());
+
+    const driver = createProcessDriver({
+      rootDir: join(config.dataDir, "vms"),
+      allowedCommands: config.driver.allowedCommands,
+      stopTimeoutMs: config.driver.stopTimeoutMs,
+      logger: logger.child({ module: "driver" }),
+    });
+    closers.push(() => driver.close());
+
+    const clients = createChainClients({ rpcUrl: config.rpcUrl, operatorKey: config.operatorKey, pollingInterval: config.pollIntervalMs });
+    await checkIdentity(config, clients);
+
+    const sender = createReportSender({
+      ...clients,
+      store,
+      vmRegistry: config.contracts.vmRegistry,
+      logger: logger.child({ module: "sender" }),
+      onOutcome: (action, outcome) => metrics.txTotal.inc({ action, outcome }),
+    });
+    const reconciler = createReconciler({
+      client: clients.publicClient,
+      vmRegistry: config.contracts.vmRegistry,
+      provider: config.provider,
+      store,
+      driver,
+      content,
+      sender,
+      manifest: config.manifest,
+      logger: logger.child({ module: "reconciler" }),
+      onReconciled: (result, seconds) => {
+        metrics.reconcileTotal.inc({ result });
+        metrics.reconcileDuration.observe(seconds);
+      },
+    });
+    closers.push(() => reconciler.drain());
+
+    let lastSyncAt = 0;
+    const sync = createLogSync({
+      client: clients.publicClient,
+      store,
+      vmRegistry: config.contracts.vmRegistry,
+      provider: config.provider,
+      startBlock: config.startBlock,
+      confirmations: config.confirmations,
+      chunkBlocks: config.logChunkBlocks,
+      logger: logger.child({ module: "chain" }),
+      // Not awaited: a slow manifest fetch for one VM must not hold back reading the chain.
+      onVms: async (vmIds) => void reconciler.reconcileMany(vmIds),
+      onHead: (head, checkpoint) => {
+        lastSyncAt = Date.now();
+        metrics.chainHead.set(Number(head));
+        metrics.checkpointBlock.set(Number(checkpoint));
+      },
+      onReorg: () => metrics.reorgsTotal.inc(),
+    });
+
+    await sender.recover();
+    const checkpoint = await sync.syncOnce();
+    await reconciler.reconcileMany(store.listActiveVms());
+    await reconciler.collectOrphans();
+    logger.info({ msg: "caught up", checkpoint: String(checkpoint), active_vms: store.listActiveVms().length });
+
+    const api = await startApiServer({
+      host: config.api.host,
+      port: config.api.port,
+      registry: metrics.registry,
+      status: () => ({ provider: config.provider, operator: clients.account.address, vms: reconciler.snapshot() }),
+      health: () => {
+        const lagMs = Date.now() - lastSyncAt;
+        const ok = lagMs < Math.max(10 * config.pollIntervalMs, 15_000);
+        return { ok, detail: { last_sync_ms_ago: lagMs } };
+      },
+    });
+    closers.push(() => api.close());
+
+    let stopping = false;
+    let polls = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const loop = (async () => {
+      while (!stopping) {
+        try {
+          await sync.syncOnce();
+          if (++polls % RESYNC_EVERY_POLLS === 0) void reconciler.reconcileMany(store.listActiveVms());
+        } catch (error) {
+          // An RPC outage is expected weather: keep the last checkpoint and try again on the next tick.
+          logger.warn({ msg: "chain sync failed; retrying", error: error instanceof Error ? error.message : String(error) });
+        }
+        await new Promise<void>((resolve) => (timer = setTimeout(resolve, config.pollIntervalMs)));
+      }
+    })();
+    closers.push(async () => {
+      stopping = true;
+      clearTimeout(timer);
+      await loop;
+    });
+
+    logger.info({ msg: "daemon started", api: api.url, provider: config.provider, operator: clients.account.address });
+    return { apiUrl: api.url, stop: closeAll };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
+
+async function checkIdentity(config: Config, { publicClient, account }: ReturnType<typeof createChainClients>): Promise<void> {
+  const chainId = await publicClient.getChainId().catch((error: unknown) => {
+    throw new ServiceStartError(`cannot reach the chain at ${config.rpcUrl}: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}. Is the node running?`);
+  });
+  if (config.chainId !== undefined && chainId !== config.chainId) {
+    throw new ServiceStartError(`the RPC at ${config.rpcUrl} serves chain ${chainId}, but the config says chainId ${config.chainId}.`);
+  }
+  const operator = await publicClient.readContract({
+    address: config.contracts.providerRegistry,
+    abi: providerRegistryAbi,
+    functionName: "operatorOf",
+    args: [config.provider],
+  });
+  if (operator.toLowerCase() !== account.address.toLowerCase()) {
+    throw new ServiceStartError(
+      `the operator key's address ${account.address} is not the operator of provider ${config.provider} (registered operator: ${operator}). ` +
+        "Use the operator key the provider registered, or run provider:register / setOperator.",
+    );
+  }
+}
