@@ -1,11 +1,14 @@
 import { createRequire } from "node:module";
 import hardhatToolboxMochaEthers from "@nomicfoundation/hardhat-toolbox-mocha-ethers";
 import { defineConfig } from "hardhat/config";
+import { novaCronTasks } from "./scripts/tasks/index.ts";
 
 const require = createRequire(import.meta.url);
 
 export default defineConfig({
   plugins: [hardhatToolboxMochaEthers],
+  // vm:request, vm:list, vm:status, vm:stop, vm:start, vm:terminate, provider:register, provider:withdraw
+  tasks: novaCronTasks,
   solidity: {
     version: "0.8.30",
     // solc's WASM build from npm: this machine cannot download compilers.

@@ -161,7 +161,9 @@ contract VmRegistry is IVmRegistry {
         view_.balance = terminal ? 0 : vm.balance - due;
         view_.paid = vm.deposit - vm.balance + due;
         view_.refunded = terminal ? vm.balance : 0;
-        view_.lastSettledAt = due == 0 ? vm.lastSettledAt : uint64(block.timestamp);
+        // As `_settle` would store it: a Running VM is settled up to now even when nothing is due
+        // (zero price or balance used up).
+        view_.lastSettledAt = vm.state == VmState.Running ? uint64(block.timestamp) : vm.lastSettledAt;
         view_.failureReason = vm.failureReason;
     }
 

@@ -28,11 +28,12 @@ const suites: Suite[] = [
   },
   {
     name: "daemon and stack (node:test, real Hardhat node, IPFS blocks and processes)",
-    command: [process.execPath, "--test", "--test-concurrency=1", "offchain-daemon/**/*.test.ts", "scripts/**/*.test.ts"],
+    command: [process.execPath, "--test", "--test-reporter=spec", "--test-concurrency=1", "offchain-daemon/**/*.test.ts", "scripts/**/*.test.ts"],
     parse: (output) => {
       const text = plain(output);
       if (!/^ℹ pass \d+/m.test(text)) return undefined;
-      return { passed: count(text, /^ℹ pass (\d+)/m), failed: count(text, /^ℹ fail (\d+)/m), skipped: count(text, /^ℹ skipped (\d+)/m) + count(text, /^ℹ todo (\d+)/m) };
+      // A cancelled test (its file crashed or timed out) is a failure too.
+      return { passed: count(text, /^ℹ pass (\d+)/m), failed: count(text, /^ℹ fail (\d+)/m) + count(text, /^ℹ cancelled (\d+)/m), skipped: count(text, /^ℹ skipped (\d+)/m) + count(text, /^ℹ todo (\d+)/m) };
     },
   },
 ];

@@ -81,8 +81,6 @@ async function main(): Promise<void> {
     }
   }
   rmSync(dataDir, { recursive: true, force: true });
-  // The chain is new on every start, so an old Ignition journal for it would only be wrong.
-  rmSync(join(PROJECT_ROOT, "ignition", "deployments", "chain-31337"), { recursive: true, force: true });
   mkdirSync(logsDir, { recursive: true });
 
   console.log("starting the Hardhat node…");

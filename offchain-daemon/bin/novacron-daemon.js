@@ -10,4 +10,9 @@ if (!process.features.typescript) {
   console.error("novacron-daemon: run it with NODE_OPTIONS=--experimental-strip-types, or use Node.js >= 22.18.");
   process.exit(2);
 }
+// node:sqlite still prints an ExperimentalWarning on Node 22; the daemon's stderr is for its own messages.
+process.removeAllListeners("warning");
+process.on("warning", (warning) => {
+  if (warning.name !== "ExperimentalWarning") console.error(`${warning.name}: ${warning.message}`);
+});
 await import("../src/cli.ts");

@@ -1,5 +1,7 @@
 import { join } from "node:path";
 import type { Logger } from "pino";
+import { createPublicClient, http } from "viem";
+import { getChainId } from "viem/actions";
 import { providerRegistryAbi } from "./chain/abi.generated.ts";
 import { createChainClients } from "./chain/clients.ts";
 import { createLogSync } from "./chain/log-sync.ts";
@@ -63,8 +65,9 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     });
     closers.push(() => driver.close());
 
-    const clients = createChainClients({ rpcUrl: config.rpcUrl, operatorKey: config.operatorKey, pollingInterval: config.pollIntervalMs });
-    await checkIdentity(config, clients);
+    const chainId = await rpcChainId(config);
+    const clients = createChainClients({ rpcUrl: config.rpcUrl, chainId, operatorKey: config.operatorKey, pollingInterval: config.pollIntervalMs });
+    await checkOperator(config, clients);
 
     const sender = createReportSender({
       ...clients,
@@ -158,13 +161,17 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   }
 }
 
-async function checkIdentity(config: Config, { publicClient, account }: ReturnType<typeof createChainClients>): Promise<void> {
-  const chainId = await publicClient.getChainId().catch((error: unknown) => {
+async function rpcChainId(config: Config): Promise<number> {
+  const chainId = await getChainId(createPublicClient({ transport: http(config.rpcUrl, { retryCount: 2 }) })).catch((error: unknown) => {
     throw new ServiceStartError(`cannot reach the chain at ${config.rpcUrl}: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}. Is the node running?`);
   });
   if (config.chainId !== undefined && chainId !== config.chainId) {
     throw new ServiceStartError(`the RPC at ${config.rpcUrl} serves chain ${chainId}, but the config says chainId ${config.chainId}.`);
   }
+  return chainId;
+}
+
+async function checkOperator(config: Config, { publicClient, account }: ReturnType<typeof createChainClients>): Promise<void> {
   const operator = await publicClient.readContract({
     address: config.contracts.providerRegistry,
     abi: providerRegistryAbi,

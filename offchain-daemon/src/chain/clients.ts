@@ -1,9 +1,11 @@
-import { createPublicClient, createWalletClient, http, nonceManager, type Hex } from "viem";
+import { createPublicClient, createWalletClient, defineChain, http, nonceManager, type Chain, type Hex, type PublicClient as ViemPublicClient, type Transport } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 
 export type ChainClientsParameters = {
   /** JSON-RPC endpoint of the chain. */
   rpcUrl: string;
+  /** Chain id the transactions are signed for (EIP-155). */
+  chainId: number;
   /** The provider operator's private key: the daemon's hot key. */
   operatorKey: Hex;
   /** Poll interval for receipts and blocks, in ms. Default: 1000. */
@@ -14,13 +16,19 @@ export type ChainClientsParameters = {
  * viem clients for the daemon. The account carries viem's nonce manager so that
  * reports sent back to back never reuse a nonce.
  */
-export function createChainClients({ rpcUrl, operatorKey, pollingInterval = 1000 }: ChainClientsParameters) {
+export function createChainClients({ rpcUrl, chainId, operatorKey, pollingInterval = 1000 }: ChainClientsParameters) {
   const transport = http(rpcUrl, { retryCount: 3, timeout: 15_000 });
+  const chain = defineChain({
+    id: chainId,
+    name: `chain ${chainId}`,
+    nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
+    rpcUrls: { default: { http: [rpcUrl] } },
+  });
   const account = privateKeyToAccount(operatorKey, { nonceManager });
-  const publicClient = createPublicClient({ transport, pollingInterval });
-  const walletClient = createWalletClient({ account, transport, pollingInterval });
+  const publicClient = createPublicClient({ chain, transport, pollingInterval });
+  const walletClient = createWalletClient({ account, chain, transport, pollingInterval });
   return { account, publicClient, walletClient };
 }
 
 export type ChainClients = ReturnType<typeof createChainClients>;
-export type PublicClient = ChainClients["publicClient"];
+export type PublicClient = ViemPublicClient<Transport, Chain>;

@@ -41,3 +41,26 @@ export class ContentHashMismatchError extends Error {
     this.cid = cid;
   }
 }
+
+export class ContentNotFoundError extends Error {
+  override readonly name = "ContentNotFoundError";
+  readonly cid: string;
+  constructor(cid: string, options?: { cause?: unknown }) {
+    super(
+      `Content ${cid} is not on this IPFS node and the node could not fetch it. Publish it to this node (or one it can reach) and retry.`,
+      options,
+    );
+    this.cid = cid;
+  }
+}
+
+export class UnsupportedCidError extends Error {
+  override readonly name = "UnsupportedCidError";
+  readonly cid: string;
+  constructor(cid: string, problem: string) {
+    super(
+      `CID ${cid} ${problem}. Manifests must be one raw block addressed by a CIDv1 with the raw codec and sha2-256, as made by \`ipfs add --cid-version=1 --raw-leaves\` for content up to 256 KiB.`,
+    );
+    this.cid = cid;
+  }
+}

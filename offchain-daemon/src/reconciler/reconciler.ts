@@ -1,6 +1,6 @@
 import type { Address } from "viem";
 import type { Logger } from "pino";
-import type { Driver, DriverStatus } from "../drivers/types.ts";
+import { DriverError, type Driver, type DriverStatus } from "../drivers/types.ts";
 import type { ContentStore } from "../ipfs/types.ts";
 import type { Store } from "../store/store.ts";
 import type { PublicClient } from "../chain/clients.ts";
@@ -70,12 +70,14 @@ export function createReconciler(parameters: ReconcilerParameters) {
           return execute(vm, { kind: "fail", reason: FailureReason.ManifestResourceMismatch, detail });
         }
         log.info({ msg: "manifest verified", cid: cid.toString(), name: fetched.manifest.name });
-        await driver.create(vm.vmId, fetched.manifest);
-        return startWorkload(vm);
+        return runWorkload(vm, async () => {
+          await driver.create(vm.vmId, fetched.manifest);
+          await driver.start(vm.vmId);
+        });
       }
       case "start":
         restarts.set(vm.vmId, (restarts.get(vm.vmId) ?? 0) + 1);
-        return startWorkload(vm);
+        return runWorkload(vm, () => driver.start(vm.vmId));
       case "stop":
         log.info({ msg: "stopping workload", why: step.why });
         await driver.stop(vm.vmId);
@@ -92,12 +94,17 @@ export function createReconciler(parameters: ReconcilerParameters) {
     }
   }
 
-  async function startWorkload(vm: ChainVm): Promise<void> {
+  /**
+   * A DriverError is the driver saying this workload cannot run here (a command
+   * not allowed, a spawn failure): the tenant gets a Failed report and a refund.
+   * Anything else (a full disk, a bug) is retried on the next pass instead.
+   */
+  async function runWorkload(vm: ChainVm, action: () => Promise<void>): Promise<void> {
     try {
-      await driver.start(vm.vmId);
+      await action();
     } catch (error) {
-      const detail = error instanceof Error ? error.message : String(error);
-      await execute(vm, { kind: "fail", reason: FailureReason.WorkloadStartFailed, detail });
+      if (!(error instanceof DriverError)) throw error;
+      await execute(vm, { kind: "fail", reason: FailureReason.WorkloadStartFailed, detail: error.message });
     }
   }
 

@@ -1,0 +1,149 @@
+// The daemon end to end, in-process: a real Hardhat node, real IPFS blocks over the Kubo RPC API,
+// real workload processes. Each test drives the chain as a tenant would and checks what the
+// daemon made of it, on-chain and on this machine.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import pino from "pino";
+import { parseUnits } from "viem";
+import { loadConfig } from "./config.ts";
+import { FailureReason } from "./failure-reasons.ts";
+import { startService, type Service } from "./service.ts";
+import { startTestStack, type TestStack } from "./testing/stack.ts";
+import { sleep } from "../../scripts/stack/processes.ts";
+
+const hello = JSON.parse(readFileSync(new URL("../../examples/hello.json", import.meta.url), "utf8"));
+
+type ApiVm = { vmId: string; chainState: string; driver: { state: string; pid?: number; endpoint?: string } };
+
+async function apiVm(service: Service, vmId: bigint): Promise<ApiVm | undefined> {
+  const body = (await (await fetch(`${service.apiUrl}/vms`)).json()) as { vms: ApiVm[] };
+  return body.vms.find((vm) => vm.vmId === String(vmId));
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined && value !== false) return value;
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe("provider daemon", () => {
+  let stack: TestStack;
+  let service: Service;
+  const deposit = parseUnits("100", 18);
+
+  before(async () => {
+    stack = await startTestStack("service");
+    const daemonDir = join(stack.dir, "daemon");
+    mkdirSync(daemonDir);
+    const config = loadConfig(stack.writeDaemonConfig(daemonDir), {});
+    service = await startService(config, pino({ level: "warn" }));
+  });
+
+  after(async () => {
+    await service?.stop();
+    await stack?.stop();
+  });
+
+  test("runs a requested VM as a real process, stops, starts and terminates it, and the money adds up", async () => {
+    const tenantBefore = await stack.tokenBalance(stack.tenant);
+    const digest = await stack.publish(hello);
+    const requestedAt = Date.now();
+    const vmId = await stack.requestVm(digest, hello.resources, deposit);
+
+    const running = await stack.waitForState(vmId, "Running");
+    assert.equal(running.failureReason, 0);
+    const secondsToRunning = (Date.now() - requestedAt) / 1000;
+    assert.ok(secondsToRunning < 30, `took ${secondsToRunning} s`);
+
+    const first = await until("the workload endpoint", async () => {
+      const vm = await apiVm(service, vmId);
+      return vm?.driver.state === "running" && vm.driver.endpoint ? vm : undefined;
+    });
+    // The workload process runs; give its HTTP server a moment to bind.
+    const reply = await until("the hello server to answer", async () => (await fetch(first.driver.endpoint!)).text());
+    assert.match(reply, new RegExp(`hello from NovaCron VM ${vmId}`));
+
+    await stack.tenantCall("stopVm", vmId);
+    await until("the process group to end", async () => !alive(first.driver.pid!) || undefined);
+
+    await stack.tenantCall("startVm", vmId);
+    await stack.waitForState(vmId, "Running");
+    const second = await until("the restarted workload", async () => {
+      const vm = await apiVm(service, vmId);
+      return vm?.driver.state === "running" && vm.driver.pid !== first.driver.pid ? vm : undefined;
+    });
+    assert.match(await until("the restarted server to answer", async () => (await fetch(second.driver.endpoint!)).text()), /hello from NovaCron VM/);
+
+    await sleep(1500); // let some billable seconds pass
+    await stack.tenantCall("terminateVm", vmId);
+    await until("the workload to be destroyed", async () => !alive(second.driver.pid!) || undefined);
+    const ended = await stack.vm(vmId);
+    assert.equal(ended.state, "Terminated");
+    assert.ok(ended.paid > 0n, "the provider earned something while the VM ran");
+    assert.equal(ended.refunded + ended.paid, deposit, "deposit = refunded + paid");
+    assert.equal(await stack.tokenBalance(stack.tenant), tenantBefore - ended.paid, "the tenant paid exactly what the provider earned");
+
+    const providerBefore = await stack.tokenBalance(stack.deployment.accounts.providerOwner);
+    await stack.providerWithdraw();
+    assert.equal(await stack.tokenBalance(stack.deployment.accounts.providerOwner), providerBefore + ended.paid);
+  });
+
+  test("bad manifests are reported Failed with a reason and fully refunded, while a good VM still runs", async () => {
+    const tenantBefore = await stack.tokenBalance(stack.tenant);
+    const neverPublished = `0x${"ab".repeat(32)}` as const;
+    const cases = [
+      { name: "not found on IPFS", digest: neverPublished, reason: FailureReason.ManifestNotFound },
+      { name: "larger than the limit", digest: await stack.publish(new Uint8Array(100 * 1024).fill(32)), reason: FailureReason.ManifestTooLarge },
+      { name: "not JSON", digest: await stack.publish(new TextEncoder().encode("this is not json {")), reason: FailureReason.ManifestNotJson },
+      { name: "not valid against the schema", digest: await stack.publish({ ...hello, version: 7 }), reason: FailureReason.ManifestInvalid },
+      { name: "resources differ from the escrow", digest: await stack.publish({ ...hello, resources: { ...hello.resources, vcpu: 2 } }), reason: FailureReason.ManifestResourceMismatch },
+      { name: "command not allowed", digest: await stack.publish({ ...hello, workload: { ...hello.workload, command: "python3" } }), reason: FailureReason.WorkloadStartFailed },
+    ];
+    const bad = [];
+    for (const c of cases) bad.push({ ...c, vmId: await stack.requestVm(c.digest, hello.resources, deposit) });
+    const goodId = await stack.requestVm(await stack.publish(hello), hello.resources, deposit);
+
+    for (const c of bad) {
+      const vm = await stack.waitForState(c.vmId, ["Failed", "Running"]);
+      assert.equal(vm.state, "Failed", c.name);
+      assert.equal(vm.failureReason, c.reason, c.name);
+      assert.equal(vm.refunded, deposit, `${c.name}: whole deposit refunded`);
+      assert.equal(vm.paid, 0n, c.name);
+    }
+    await stack.waitForState(goodId, "Running");
+    // Every bad deposit came back; only the good VM's deposit is still escrowed.
+    assert.equal(await stack.tokenBalance(stack.tenant), tenantBefore - deposit);
+    await stack.tenantCall("terminateVm", goodId);
+  });
+
+  test("a reorg that undoes a VM request makes the daemon destroy the workload it started", async () => {
+    const rpc = (method: string, params: unknown[] = []) => stack.publicClient.request({ method, params } as never) as Promise<unknown>;
+    const snapshot = await rpc("evm_snapshot");
+    const vmId = await stack.requestVm(await stack.publish(hello), hello.resources, deposit);
+    await stack.waitForState(vmId, "Running");
+    const running = await until("the workload", async () => {
+      const vm = await apiVm(service, vmId);
+      return vm?.driver.state === "running" ? vm : undefined;
+    });
+
+    assert.equal(await rpc("evm_revert", [snapshot]), true);
+    await assert.rejects(stack.vm(vmId), /does not exist/);
+    await until("the orphaned workload to be destroyed", async () => !alive(running.driver.pid!) || undefined);
+    await until("the daemon to forget the VM", async () => ((await apiVm(service, vmId)) === undefined ? true : undefined));
+  });
+});

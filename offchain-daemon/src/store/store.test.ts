@@ -1,0 +1,256 @@
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { after, afterEach, beforeEach, describe, it } from "node:test";
+import { Store, StoreError } from "./store.ts";
+
+const hashA = `0x${"a".repeat(64)}` as const;
+const hashB = `0x${"b".repeat(64)}` as const;
+const maxUint256 = (1n << 256n) - 1n;
+
+const root = mkdtempSync(join(tmpdir(), "novacron-store-"));
+let file: string;
+let store: Store;
+let counter = 0;
+
+beforeEach(() => {
+  file = join(root, `case-${counter++}`, "daemon.sqlite");
+  store = Store.open(file);
+});
+afterEach(() => store.close());
+after(() => rmSync(root, { recursive: true, force: true }));
+
+function reopen(): Store {
+  store.close();
+  store = Store.open(file);
+  return store;
+}
+
+describe("Store.open", () => {
+  it("creates the file in WAL mode with the current schema version", () => {
+    assert.ok(existsSync(file));
+    const db = new DatabaseSync(file);
+    try {
+      assert.equal(db.prepare("PRAGMA journal_mode").get()?.["journal_mode"], "wal");
+      assert.equal(db.prepare("PRAGMA user_version").get()?.["user_version"], 1);
+    } finally {
+      db.close();
+    }
+  });
+
+  it("refuses a file written by a newer daemon", () => {
+    store.close();
+    const db = new DatabaseSync(file);
+    db.exec("PRAGMA user_version = 99");
+    db.close();
+    assert.throws(() => (store = Store.open(file)), {
+      name: "StoreError",
+      message: `the store at ${file} has schema version 99, this daemon knows up to 1; run a newer daemon or use another dataDir`,
+    });
+    store = Store.open(join(root, `case-${counter++}`, "daemon.sqlite"));
+  });
+
+  it("reports a file that is not a database", () => {
+    const bad = join(root, "not-a-db.sqlite");
+    writeFileSync(bad, "this is not sqlite, just text that is long enough to have a header ".repeat(10));
+    assert.throws(() => Store.open(bad), (error: unknown) => {
+      assert.ok(error instanceof StoreError);
+      assert.match(error.message, /^cannot open the store at .*not-a-db\.sqlite: file is not a database/);
+      return true;
+    });
+  });
+});
+
+describe("checkpoint", () => {
+  it("is absent on a new store and persists across reopen", () => {
+    assert.equal(store.getCheckpoint(), undefined);
+    store.setCheckpoint({ blockNumber: 10n, blockHash: hashA });
+    store.setCheckpoint({ blockNumber: 2n ** 40n, blockHash: hashB });
+    assert.deepEqual(reopen().getCheckpoint(), { blockNumber: 2n ** 40n, blockHash: hashB });
+  });
+
+  it("rejects a malformed hash", () => {
+    assert.throws(() => store.setCheckpoint({ blockNumber: 1n, blockHash: "0x12" }), {
+      name: "StoreError",
+      message: 'block hash "0x12" is not 0x followed by 64 hex digits',
+    });
+  });
+});
+
+describe("block hashes", () => {
+  it("stores, deletes from a height upward, and prunes below a height", () => {
+    for (let n = 1n; n <= 6n; n++) store.putBlockHash(n, n % 2n === 0n ? hashA : hashB);
+    assert.equal(store.getBlockHash(2n), hashA);
+    assert.equal(store.getBlockHash(7n), undefined);
+
+    store.deleteBlocksFrom(5n);
+    assert.equal(store.getBlockHash(4n), hashA);
+    assert.equal(store.getBlockHash(5n), undefined);
+    assert.equal(store.getBlockHash(6n), undefined);
+
+    store.pruneBlocksBelow(3n);
+    assert.equal(store.getBlockHash(2n), undefined);
+    assert.equal(store.getBlockHash(3n), hashB);
+
+    store.putBlockHash(3n, hashA);
+    assert.equal(reopen().getBlockHash(3n), hashA);
+  });
+});
+
+describe("VMs", () => {
+  it("lists active VMs in numeric order, uint256 ids included", () => {
+    for (const id of [100n, 2n, maxUint256, 10n]) store.upsertVm(id, 5n);
+    assert.deepEqual(reopen().listActiveVms(), [2n, 10n, 100n, maxUint256]);
+    assert.ok(store.hasVm(maxUint256));
+    assert.ok(!store.hasVm(3n));
+  });
+
+  it("drops a done VM from the active list but still knows it", () => {
+    store.upsertVm(1n, 5n);
+    store.upsertVm(2n, 6n);
+    store.markVmDone(1n);
+    assert.deepEqual(store.listActiveVms(), [2n]);
+    assert.ok(store.hasVm(1n));
+    store.markVmDone(1n);
+    store.markVmDone(7n);
+    assert.ok(store.hasVm(7n));
+    assert.deepEqual(reopen().listActiveVms(), [2n]);
+  });
+
+  it("reactivates a done VM seen again (a reorg can undo its termination)", () => {
+    store.upsertVm(1n, 5n);
+    store.markVmDone(1n);
+    store.upsertVm(1n, 4n);
+    assert.deepEqual(store.listActiveVms(), [1n]);
+  });
+
+  it("rejects ids outside uint256", () => {
+    assert.throws(() => store.upsertVm(-1n, 0n), { name: "StoreError", message: "VM id -1 is not a uint256" });
+    assert.throws(() => store.hasVm(maxUint256 + 1n), { name: "StoreError" });
+  });
+});
+
+describe("transaction", () => {
+  it("commits every write together", () => {
+    store.transaction(() => {
+      store.upsertVm(1n, 9n);
+      store.setCheckpoint({ blockNumber: 9n, blockHash: hashA });
+    });
+    reopen();
+    assert.deepEqual(store.listActiveVms(), [1n]);
+    assert.equal(store.getCheckpoint()?.blockNumber, 9n);
+  });
+
+  it("rolls back every write when the function throws", () => {
+    store.setCheckpoint({ blockNumber: 1n, blockHash: hashA });
+    assert.throws(
+      () =>
+        store.transaction(() => {
+          store.upsertVm(1n, 9n);
+          store.setCheckpoint({ blockNumber: 9n, blockHash: hashB });
+          throw new Error("crash before the block is done");
+        }),
+      /crash before the block is done/,
+    );
+    reopen();
+    assert.deepEqual(store.listActiveVms(), []);
+    assert.deepEqual(store.getCheckpoint(), { blockNumber: 1n, blockHash: hashA });
+  });
+
+  it("rolls back only a nested part that failed", () => {
+    store.transaction(() => {
+      store.upsertVm(1n, 1n);
+      assert.throws(() =>
+        store.transaction(() => {
+          store.upsertVm(2n, 1n);
+          throw new Error("inner");
+        }),
+      );
+      store.upsertVm(3n, 1n);
+    });
+    assert.deepEqual(reopen().listActiveVms(), [1n, 3n]);
+  });
+
+  it("refuses an async function and keeps none of its writes", async () => {
+    assert.throws(
+      () =>
+        store.transaction(async () => {
+          store.upsertVm(1n, 1n);
+          await Promise.resolve();
+        }),
+      { name: "StoreError", message: "Store.transaction takes a synchronous function; move the await outside the transaction" },
+    );
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(store.listActiveVms(), []);
+  });
+});
+
+describe("intents", () => {
+  it("survives a restart between recording, signing and finishing", () => {
+    const id = store.addIntent({ vmId: 5n, action: "reportRunning", args: '{"vmId":"5"}' });
+    assert.equal(typeof id, "number");
+
+    // Crash after recording, before signing: the intent is open without a transaction.
+    let [open] = reopen().openIntents();
+    assert.ok(open);
+    assert.equal(open.id, id);
+    assert.equal(open.vmId, 5n);
+    assert.equal(open.action, "reportRunning");
+    assert.equal(open.args, '{"vmId":"5"}');
+    assert.equal(open.txHash, undefined);
+    assert.ok(Math.abs(open.createdAt - Date.now()) < 60_000);
+
+    // Crash after signing, before the receipt: the hash is there to look up.
+    store.setIntentTx(id, hashA);
+    [open] = reopen().openIntents();
+    assert.equal(open?.txHash, hashA);
+    assert.deepEqual(store.openIntentFor(5n, "reportRunning"), open);
+
+    store.finishIntent(id, "mined");
+    assert.deepEqual(reopen().openIntents(), []);
+    assert.equal(store.openIntentFor(5n, "reportRunning"), undefined);
+  });
+
+  it("allows one open intent per VM and action", () => {
+    const first = store.addIntent({ vmId: 5n, action: "reportRunning", args: "{}" });
+    assert.throws(() => store.addIntent({ vmId: 5n, action: "reportRunning", args: "{}" }), {
+      name: "StoreError",
+      message: `VM 5 already has an open "reportRunning" intent (id ${first}); finish it before adding another`,
+    });
+    const other = store.addIntent({ vmId: 5n, action: "reportFailed", args: "{}" });
+    const otherVm = store.addIntent({ vmId: 6n, action: "reportRunning", args: "{}" });
+    store.finishIntent(first, "superseded");
+    const again = store.addIntent({ vmId: 5n, action: "reportRunning", args: "{}" });
+    assert.deepEqual(
+      store.openIntents().map((intent) => intent.id),
+      [other, otherVm, again],
+    );
+    assert.ok(again > first);
+  });
+
+  it("finishes idempotently and refuses contradictions", () => {
+    const id = store.addIntent({ vmId: 1n, action: "bid", args: "[]" });
+    store.finishIntent(id, "reverted");
+    store.finishIntent(id, "reverted");
+    assert.throws(() => store.finishIntent(id, "mined"), {
+      name: "StoreError",
+      message: `intent ${id} is already finished as reverted, not mined`,
+    });
+    assert.throws(() => store.setIntentTx(id, hashB), {
+      name: "StoreError",
+      message: `intent ${id} is already finished (reverted); it cannot take another transaction`,
+    });
+    assert.throws(() => store.finishIntent(999, "dropped"), { name: "StoreError", message: "intent 999 does not exist" });
+    assert.throws(() => store.setIntentTx(999, hashA), { name: "StoreError", message: "intent 999 does not exist" });
+  });
+
+  it("rejects args that are not JSON", () => {
+    assert.throws(() => store.addIntent({ vmId: 1n, action: "bid", args: "price=5" }), {
+      name: "StoreError",
+      message: "intent args for VM 1 bid are not JSON: price=5",
+    });
+    assert.deepEqual(store.openIntents(), []);
+  });
+});

@@ -1,0 +1,336 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import type { StatementSync } from "node:sqlite";
+import type { Hex } from "viem";
+
+export interface Checkpoint {
+  /** Last block whose logs are fully applied. */
+  blockNumber: bigint;
+  blockHash: Hex;
+}
+
+export type IntentOutcome = "mined" | "reverted" | "dropped" | "superseded";
+
+/** A transaction the daemon decided to send, recorded before it is broadcast. */
+export interface Intent {
+  id: number;
+  vmId: bigint;
+  /** What the transaction does, e.g. "reportRunning". At most one open intent per VM and action. */
+  action: string;
+  /** JSON of the call's arguments, enough to rebuild the transaction. */
+  args: string;
+  /** Hash of the last signed transaction for this intent, once known. */
+  txHash?: Hex;
+  /** Milliseconds since the epoch. */
+  createdAt: number;
+}
+
+export class StoreError extends Error {
+  override readonly name = "StoreError";
+}
+
+/**
+ * Each entry upgrades the schema by one version; `PRAGMA user_version` holds
+ * how many have run. Append, never edit: a deployed file has run the old text.
+ */
+const migrations = [
+  `
+  CREATE TABLE checkpoint (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    block_number INTEGER NOT NULL,
+    block_hash TEXT NOT NULL
+  );
+  -- Hashes of recent blocks, so a reorg shows up as a parent hash we did not see.
+  CREATE TABLE blocks (
+    number INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL
+  );
+  -- uint256 ids do not fit SQLite's 64-bit INTEGER; they are canonical decimal TEXT.
+  CREATE TABLE vms (
+    vm_id TEXT PRIMARY KEY,
+    first_seen_block INTEGER,
+    last_seen_block INTEGER,
+    done INTEGER NOT NULL DEFAULT 0 CHECK (done IN (0, 1))
+  );
+  -- AUTOINCREMENT keeps ids increasing forever, so "oldest first" is "lowest id first".
+  CREATE TABLE intents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    vm_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    args TEXT NOT NULL,
+    tx_hash TEXT,
+    outcome TEXT CHECK (outcome IN ('mined', 'reverted', 'dropped', 'superseded')),
+    created_at INTEGER NOT NULL,
+    finished_at INTEGER
+  );
+  -- Two open intents for the same report would mean two transactions for it.
+  CREATE UNIQUE INDEX intents_one_open ON intents (vm_id, action) WHERE outcome IS NULL;
+  `,
+];
+
+const maxUint256 = (1n << 256n) - 1n;
+const hash32 = /^0x[0-9a-fA-F]{64}$/;
+
+function vmKey(vmId: bigint): string {
+  if (vmId < 0n || vmId > maxUint256) throw new StoreError(`VM id ${vmId} is not a uint256`);
+  return vmId.toString();
+}
+
+function blockKey(blockNumber: bigint): bigint {
+  if (blockNumber < 0n || blockNumber >= 1n << 63n) throw new StoreError(`block number ${blockNumber} is out of range`);
+  return blockNumber;
+}
+
+function hash32Hex(what: string, hash: string): Hex {
+  if (!hash32.test(hash)) throw new StoreError(`${what} ${JSON.stringify(hash)} is not 0x followed by 64 hex digits`);
+  return hash as Hex;
+}
+
+/**
+ * The daemon's local state in one SQLite file (WAL mode). Every method is
+ * synchronous; group writes that must land together in {@link Store.transaction}.
+ */
+export class Store {
+  readonly #db: DatabaseSync;
+  readonly #statements = new Map<string, StatementSync>();
+  #depth = 0;
+  #closed = false;
+
+  private constructor(db: DatabaseSync) {
+    this.#db = db;
+  }
+
+  /** Opens (creating when absent) the store file and brings its schema up to date. */
+  static open(path: string): Store {
+    let db: DatabaseSync;
+    try {
+      mkdirSync(dirname(path), { recursive: true });
+      db = new DatabaseSync(path);
+      db.exec("PRAGMA journal_mode = WAL");
+      // FULL syncs every commit: an intent that vanished in a power cut could let a report be sent twice.
+      db.exec("PRAGMA synchronous = FULL");
+      // Lets `inspect` commands read while the daemon writes.
+      db.exec("PRAGMA busy_timeout = 5000");
+    } catch (error) {
+      throw new StoreError(`cannot open the store at ${path}: ${(error as Error).message}`, { cause: error });
+    }
+    const store = new Store(db);
+    try {
+      store.#migrate(path);
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+    return store;
+  }
+
+  #migrate(path: string): void {
+    this.transaction(() => {
+      const version = Number(this.#db.prepare("PRAGMA user_version").get()?.["user_version"] ?? 0);
+      if (version > migrations.length) {
+        throw new StoreError(
+          `the store at ${path} has schema version ${version}, this daemon knows up to ${migrations.length}; run a newer daemon or use another dataDir`,
+        );
+      }
+      for (const sql of migrations.slice(version)) this.#db.exec(sql);
+      this.#db.exec(`PRAGMA user_version = ${migrations.length}`);
+    });
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#db.close();
+  }
+
+  /**
+   * Runs `fn` in one transaction: all of its writes land, or none do. Nests
+   * (inner calls become savepoints). `fn` must be synchronous, since writes
+   * after an `await` would run outside the transaction.
+   */
+  transaction<T>(fn: () => T): T {
+    const depth = this.#depth;
+    const savepoint = `nested_${depth}`;
+    this.#db.exec(depth === 0 ? "BEGIN IMMEDIATE" : `SAVEPOINT ${savepoint}`);
+    this.#depth++;
+    try {
+      const result = fn();
+      if (result instanceof Promise) {
+        result.catch(() => undefined);
+        throw new StoreError("Store.transaction takes a synchronous function; move the await outside the transaction");
+      }
+      this.#db.exec(depth === 0 ? "COMMIT" : `RELEASE ${savepoint}`);
+      return result;
+    } catch (error) {
+      try {
+        this.#db.exec(depth === 0 ? "ROLLBACK" : `ROLLBACK TO ${savepoint}; RELEASE ${savepoint}`);
+      } catch {
+        // SQLite already rolled back (e.g. a failed COMMIT); the caller needs the original error.
+      }
+      throw error;
+    } finally {
+      this.#depth--;
+    }
+  }
+
+  #statement(sql: string): StatementSync {
+    if (this.#closed) throw new StoreError("the store is closed");
+    let statement = this.#statements.get(sql);
+    if (statement === undefined) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  getCheckpoint(): Checkpoint | undefined {
+    const statement = this.#statement("SELECT block_number, block_hash FROM checkpoint WHERE id = 1");
+    statement.setReadBigInts(true);
+    const row = statement.get();
+    if (row === undefined) return undefined;
+    return { blockNumber: row["block_number"] as bigint, blockHash: row["block_hash"] as Hex };
+  }
+
+  setCheckpoint(checkpoint: Checkpoint): void {
+    this.#statement(
+      `INSERT INTO checkpoint (id, block_number, block_hash) VALUES (1, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET block_number = excluded.block_number, block_hash = excluded.block_hash`,
+    ).run(blockKey(checkpoint.blockNumber), hash32Hex("block hash", checkpoint.blockHash));
+  }
+
+  putBlockHash(blockNumber: bigint, hash: Hex): void {
+    this.#statement(
+      "INSERT INTO blocks (number, hash) VALUES (?, ?) ON CONFLICT (number) DO UPDATE SET hash = excluded.hash",
+    ).run(blockKey(blockNumber), hash32Hex("block hash", hash));
+  }
+
+  getBlockHash(blockNumber: bigint): Hex | undefined {
+    const row = this.#statement("SELECT hash FROM blocks WHERE number = ?").get(blockKey(blockNumber));
+    return row === undefined ? undefined : (row["hash"] as Hex);
+  }
+
+  /** Forgets `blockNumber` and every later block (they were reorged out). */
+  deleteBlocksFrom(blockNumber: bigint): void {
+    this.#statement("DELETE FROM blocks WHERE number >= ?").run(blockKey(blockNumber));
+  }
+
+  /** Forgets blocks below `blockNumber` (final: deeper than any reorg we handle). */
+  pruneBlocksBelow(blockNumber: bigint): void {
+    this.#statement("DELETE FROM blocks WHERE number < ?").run(blockKey(blockNumber));
+  }
+
+  /**
+   * Records that a log for this VM was seen at `seenAtBlock`. A VM marked done
+   * becomes active again: a reorg can undo its termination, and a VM that is
+   * still terminal costs one more reconcile pass before it is done again.
+   */
+  upsertVm(vmId: bigint, seenAtBlock: bigint): void {
+    this.#statement(
+      `INSERT INTO vms (vm_id, first_seen_block, last_seen_block, done) VALUES (?1, ?2, ?2, 0)
+       ON CONFLICT (vm_id) DO UPDATE SET
+         first_seen_block = coalesce(min(first_seen_block, excluded.first_seen_block), excluded.first_seen_block),
+         last_seen_block = max(coalesce(last_seen_block, excluded.last_seen_block), excluded.last_seen_block),
+         done = 0`,
+    ).run(vmKey(vmId), blockKey(seenAtBlock));
+  }
+
+  /** VMs not yet done, in ascending id order. */
+  listActiveVms(): bigint[] {
+    // Canonical decimals sort numerically by (length, text).
+    return this.#statement("SELECT vm_id FROM vms WHERE done = 0 ORDER BY length(vm_id), vm_id")
+      .all()
+      .map((row) => BigInt(row["vm_id"] as string));
+  }
+
+  /** The VM is terminal on-chain and its workload is gone; reconcile stops visiting it. */
+  markVmDone(vmId: bigint): void {
+    this.#statement(
+      "INSERT INTO vms (vm_id, done) VALUES (?, 1) ON CONFLICT (vm_id) DO UPDATE SET done = 1",
+    ).run(vmKey(vmId));
+  }
+
+  hasVm(vmId: bigint): boolean {
+    return this.#statement("SELECT 1 FROM vms WHERE vm_id = ?").get(vmKey(vmId)) !== undefined;
+  }
+
+  /**
+   * Records a transaction about to be sent and returns its id. Call it before
+   * signing, and {@link Store.setIntentTx} before broadcasting.
+   * @throws {StoreError} when the VM already has an open intent for `action`.
+   */
+  addIntent(intent: { vmId: bigint; action: string; args: string }): number {
+    try {
+      JSON.parse(intent.args);
+    } catch {
+      throw new StoreError(`intent args for VM ${intent.vmId} ${intent.action} are not JSON: ${intent.args.slice(0, 80)}`);
+    }
+    const open = this.openIntentFor(intent.vmId, intent.action);
+    if (open !== undefined) {
+      throw new StoreError(
+        `VM ${intent.vmId} already has an open "${intent.action}" intent (id ${open.id}); finish it before adding another`,
+      );
+    }
+    const result = this.#statement(
+      "INSERT INTO intents (vm_id, action, args, created_at) VALUES (?, ?, ?, ?)",
+    ).run(vmKey(intent.vmId), intent.action, intent.args, Date.now());
+    return Number(result.lastInsertRowid);
+  }
+
+  /** Records the hash of the signed transaction (again for each replacement). */
+  setIntentTx(id: number, txHash: Hex): void {
+    const result = this.#statement("UPDATE intents SET tx_hash = ? WHERE id = ? AND outcome IS NULL").run(
+      hash32Hex("transaction hash", txHash),
+      id,
+    );
+    if (result.changes === 0) {
+      const outcome = this.#outcome(id);
+      throw new StoreError(`intent ${id} is already finished (${outcome}); it cannot take another transaction`);
+    }
+  }
+
+  /** Closes the intent. Finishing it again with the same outcome is a no-op. */
+  finishIntent(id: number, outcome: IntentOutcome): void {
+    const result = this.#statement(
+      "UPDATE intents SET outcome = ?, finished_at = ? WHERE id = ? AND outcome IS NULL",
+    ).run(outcome, Date.now(), id);
+    if (result.changes === 0) {
+      const current = this.#outcome(id);
+      if (current !== outcome) throw new StoreError(`intent ${id} is already finished as ${current}, not ${outcome}`);
+    }
+  }
+
+  #outcome(id: number): IntentOutcome {
+    const row = this.#statement("SELECT outcome FROM intents WHERE id = ?").get(id);
+    if (row === undefined) throw new StoreError(`intent ${id} does not exist`);
+    return row["outcome"] as IntentOutcome;
+  }
+
+  /** Intents not yet finished, oldest first: the sender resumes these after a restart. */
+  openIntents(): Intent[] {
+    return this.#statement(
+      "SELECT id, vm_id, action, args, tx_hash, created_at FROM intents WHERE outcome IS NULL ORDER BY id",
+    )
+      .all()
+      .map(toIntent);
+  }
+
+  openIntentFor(vmId: bigint, action: string): Intent | undefined {
+    const row = this.#statement(
+      "SELECT id, vm_id, action, args, tx_hash, created_at FROM intents WHERE vm_id = ? AND action = ? AND outcome IS NULL",
+    ).get(vmKey(vmId), action);
+    return row === undefined ? undefined : toIntent(row);
+  }
+}
+
+function toIntent(row: Record<string, unknown>): Intent {
+  const intent: Intent = {
+    id: Number(row["id"]),
+    vmId: BigInt(row["vm_id"] as string),
+    action: row["action"] as string,
+    args: row["args"] as string,
+    createdAt: Number(row["created_at"]),
+  };
+  if (row["tx_hash"] !== null) intent.txHash = row["tx_hash"] as Hex;
+  return intent;
+}

@@ -1,0 +1,158 @@
+// Shared by the daemon's integration tests: a real Hardhat node with every contract deployed
+// by the same script `npm start` uses, a real IPFS node over the Kubo RPC API, tenant actions
+// through viem, and helpers to wait for chain state. Everything binds 127.0.0.1 on free ports
+// and is stopped by PID when the test ends.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createPublicClient, createWalletClient, http, type Address, type Hex } from "viem";
+import { hardhat } from "viem/chains";
+import { creditTokenAbi, vmRegistryAbi } from "../chain/abi.generated.ts";
+import { readVm, type ChainVm, type VmStateName } from "../chain/vm-registry.ts";
+import { createEmbeddedStore } from "../ipfs/embedded.ts";
+import { createKuboStore } from "../ipfs/kubo.ts";
+import { startKuboRpcServer } from "../ipfs/kubo-rpc-server.ts";
+import { digestFromCid } from "../manifest/fetch.ts";
+import { deployLocal, PROJECT_ROOT, startHardhatNode, type LocalDeployment } from "../../../scripts/stack/hardhat.ts";
+import { sleep } from "../../../scripts/stack/processes.ts";
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export type TestStack = Awaited<ReturnType<typeof startTestStack>>;
+
+export async function startTestStack(name: string) {
+  const dir = mkdtempSync(join(tmpdir(), `novacron-${name}-`));
+  const chain = await startHardhatNode({ port: await freePort(), logFile: join(dir, "chain.log") });
+  const deploymentId = `test-${name}-${process.pid}`;
+  const forgetDeployment = async () => rmSync(join(PROJECT_ROOT, "ignition", "deployments", deploymentId), { recursive: true, force: true });
+  const stops: Array<() => Promise<void>> = [chain.stop, forgetDeployment];
+  try {
+    const deployment = await deployLocal(chain.rpcUrl, { NOVACRON_DEPLOYMENT_ID: deploymentId });
+    const blocks = await createEmbeddedStore({ directory: join(dir, "ipfs") });
+    stops.push(() => blocks.close());
+    const ipfsServer = await startKuboRpcServer({ store: blocks, port: 0 });
+    stops.push(() => ipfsServer.close());
+    const ipfs = createKuboStore({ url: ipfsServer.url });
+    stops.push(() => ipfs.close());
+
+    const transport = http(chain.rpcUrl);
+    const viemChain = { ...hardhat, rpcUrls: { default: { http: [chain.rpcUrl] } } };
+    const publicClient = createPublicClient({ chain: viemChain, transport, pollingInterval: 100 });
+    const tenant = deployment.accounts.tenants[0]!;
+    // Hardhat's node holds the dev accounts' keys: transactions from these addresses are signed by the node.
+    const tenantWallet = createWalletClient({ account: tenant, transport, chain: viemChain });
+    const providerWallet = createWalletClient({ account: deployment.accounts.providerOwner, transport, chain: viemChain });
+    const { vmRegistry, creditToken } = deployment.contracts;
+
+    async function send(wallet: typeof tenantWallet, request: Parameters<typeof tenantWallet.writeContract>[0]) {
+      const hash = await wallet.writeContract(request);
+      const receipt = await publicClient.waitForTransactionReceipt({ hash });
+      if (receipt.status !== "success") throw new Error(`transaction ${hash} reverted`);
+      return receipt;
+    }
+
+    const stack = {
+      dir,
+      rpcUrl: chain.rpcUrl,
+      deployment,
+      ipfsUrl: ipfsServer.url,
+      ipfs,
+      publicClient,
+      tenant,
+
+      /** Publishes `content` (an object is JSON-encoded) as one raw block and returns its digest. */
+      async publish(content: unknown): Promise<Hex> {
+        const bytes = content instanceof Uint8Array ? content : new TextEncoder().encode(JSON.stringify(content));
+        return digestFromCid(await ipfs.putRaw(bytes));
+      },
+
+      async tokenBalance(owner: Address): Promise<bigint> {
+        return publicClient.readContract({ address: creditToken, abi: creditTokenAbi, functionName: "balanceOf", args: [owner] });
+      },
+
+      /** Approves and requests a VM from the demo provider as tenant #1; returns its id. */
+      async requestVm(digest: Hex, resources: { vcpu: number; memoryMiB: number; diskGiB: number }, deposit: bigint): Promise<bigint> {
+        await send(tenantWallet, { address: creditToken, abi: creditTokenAbi, functionName: "approve", args: [vmRegistry, deposit] } as never);
+        await send(tenantWallet, {
+          address: vmRegistry,
+          abi: vmRegistryAbi,
+          functionName: "requestVm",
+          args: [deployment.accounts.providerOwner, digest, resources, deposit],
+        } as never);
+        return publicClient.readContract({ address: vmRegistry, abi: vmRegistryAbi, functionName: "vmCount" });
+      },
+
+      async tenantCall(functionName: "stopVm" | "startVm" | "terminateVm", vmId: bigint) {
+        return send(tenantWallet, { address: vmRegistry, abi: vmRegistryAbi, functionName, args: [vmId] } as never);
+      },
+
+      async providerWithdraw() {
+        return send(providerWallet, { address: vmRegistry, abi: vmRegistryAbi, functionName: "withdrawEarnings", args: [] } as never);
+      },
+
+      async vm(vmId: bigint): Promise<ChainVm> {
+        const vm = await readVm(publicClient, vmRegistry, vmId);
+        if (!vm) throw new Error(`VM ${vmId} does not exist`);
+        return vm;
+      },
+
+      /** Polls until the VM is in one of `states`; fails with the state it was last seen in. */
+      async waitForState(vmId: bigint, states: VmStateName | VmStateName[], timeoutMs = 30_000): Promise<ChainVm> {
+        const wanted = Array.isArray(states) ? states : [states];
+        const deadline = Date.now() + timeoutMs;
+        let last: ChainVm | undefined;
+        while (Date.now() < deadline) {
+          last = await stack.vm(vmId);
+          if (wanted.includes(last.state)) return last;
+          await sleep(100);
+        }
+        throw new Error(`VM ${vmId} did not reach ${wanted.join("/")} within ${timeoutMs} ms; last state ${last?.state}`);
+      },
+
+      /** Writes a daemon config file for the demo provider; `overrides` are merged at the top level. */
+      writeDaemonConfig(daemonDir: string, overrides: Record<string, unknown> = {}): string {
+        const file = join(daemonDir, "config.json");
+        writeFileSync(file, JSON.stringify(daemonConfig(deployment, chain.rpcUrl, ipfsServer.url, daemonDir, overrides), null, 2));
+        return file;
+      },
+
+      async stop(): Promise<void> {
+        for (const stop of stops.reverse()) await stop().catch(() => undefined);
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+    return stack;
+  } catch (error) {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    throw error;
+  }
+}
+
+export function daemonConfig(deployment: LocalDeployment, rpcUrl: string, ipfsUrl: string, dataDir: string, overrides: Record<string, unknown>) {
+  return {
+    rpcUrl,
+    chainId: deployment.chainId,
+    operatorKey: deployment.accounts.providerOperatorKey,
+    provider: deployment.accounts.providerOwner,
+    contracts: { vmRegistry: deployment.contracts.vmRegistry, providerRegistry: deployment.contracts.providerRegistry },
+    startBlock: deployment.deployBlock,
+    dataDir,
+    confirmations: 1,
+    pollIntervalMs: 200,
+    ipfs: { mode: "kubo", url: ipfsUrl },
+    manifest: { fetchTimeoutMs: 3000 },
+    api: { host: "127.0.0.1", port: 0 },
+    logLevel: "warn",
+    ...overrides,
+  };
+}

@@ -1,0 +1,167 @@
+// The NovaCron Hardhat tasks, registered in hardhat.config.ts. Each action lives in its own file
+// and is loaded only when its task runs. Options that have no sensible default are typed
+// STRING_WITHOUT_DEFAULT and checked (with a clear message) by the action itself.
+import { task } from "hardhat/config";
+import { ArgumentType } from "hardhat/types/arguments";
+import type { HardhatRuntimeEnvironment } from "hardhat/types/hre";
+import type { OwnerActionArgs } from "../lib/vm-actions.ts";
+
+const FROM = "Sending account: an address or an account index of the node (e.g. 5)";
+
+/** vm:stop, vm:start and vm:terminate take the same options: the VM id and, optionally, the sender. */
+function ownerVmTask(name: string, description: string, action: () => Promise<{ default: (args: OwnerActionArgs, hre: HardhatRuntimeEnvironment) => unknown }>) {
+  return task(name, description)
+    .addOption({ name: "id", description: "VM id (required)", type: ArgumentType.STRING_WITHOUT_DEFAULT, defaultValue: undefined })
+    .addOption({
+      name: "from",
+      description: `${FROM} (default: the VM's owner, when the node holds its key)`,
+      type: ArgumentType.STRING_WITHOUT_DEFAULT,
+      defaultValue: undefined,
+    })
+    .setAction(action)
+    .build();
+}
+
+export const novaCronTasks = [
+  task("vm:request", "Request a VM: validate a manifest, publish it to IPFS, escrow a deposit (one tx with an EIP-2612 permit)")
+    .addOption({
+      name: "manifest",
+      description: "Manifest JSON file (required), e.g. examples/hello.json; checked against the schema before anything is sent",
+      type: ArgumentType.STRING_WITHOUT_DEFAULT,
+      defaultValue: undefined,
+    })
+    .addOption({
+      name: "provider",
+      description: "Provider's owner address or account index (default: the demo provider, account #1)",
+      type: ArgumentType.STRING_WITHOUT_DEFAULT,
+      defaultValue: undefined,
+    })
+    .addOption({
+      name: "deposit",
+      description: "NCC to escrow; running time is paid from it and the rest is refunded on terminate",
+      type: ArgumentType.STRING,
+      defaultValue: "100",
+    })
+    .addOption({
+      name: "from",
+      description: `${FROM} (default: demo tenant, account #3)`,
+      type: ArgumentType.STRING_WITHOUT_DEFAULT,
+      defaultValue: undefined,
+    })
+    .addOption({
+      name: "ipfs",
+      description: "IPFS (Kubo RPC API) URL to publish to (default: $NOVACRON_IPFS_URL or http://127.0.0.1:5001)",
+      type: ArgumentType.STRING_WITHOUT_DEFAULT,
+      defaultValue: undefined,
+    })
+    .setAction(() => import("./vm-request.ts"))
+    .build(),
+
+  task("vm:list", "List VMs with state, provider, deposit left, cost so far and price")
+    .addOption({
+      name: "owner",
+      description: "Only VMs owned by this address or account index",
+      type: ArgumentType.STRING_WITHOUT_DEFAULT,
+      defaultValue: undefined,
+    })
+    .addOption({
+      name: "provider",
+      description: "Only VMs leased from this provider (owner address or account index)",
+      type: ArgumentType.STRING_WITHOUT_DEFAULT,
+      defaultValue: undefined,
+    })
+    .setAction(() => import("./vm-list.ts"))
+    .build(),
+
+  task("vm:status", "Show one VM: state, manifest CID, provider and operator, deposit, balance, paid, refunded, failure reason")
+    .addOption({
+      name: "id",
+      description: "VM id (required), as printed by vm:request and vm:list",
+      type: ArgumentType.STRING_WITHOUT_DEFAULT,
+      defaultValue: undefined,
+    })
+    .setAction(() => import("./vm-status.ts"))
+    .build(),
+
+  ownerVmTask("vm:stop", "Stop a Running VM (owner only); billing pauses", () => import("./vm-stop.ts")),
+
+  ownerVmTask("vm:start", "Start a Stopped VM again (owner only); billing resumes when the provider reports Running", () => import("./vm-start.ts")),
+
+  ownerVmTask("vm:terminate", "Terminate a VM for good (owner only); running time is paid and the rest of the deposit refunded", () => import("./vm-terminate.ts")),
+
+  task("provider:register", "Register as a provider: approve and lock the stake, declare region, capacity, prices and the daemon's operator key")
+    .addOption({
+      name: "operator",
+      description: "Operator address or account index (required): the daemon's hot key, not the sending (owner) account",
+      type: ArgumentType.STRING_WITHOUT_DEFAULT,
+      defaultValue: undefined,
+    })
+    .addOption({
+      name: "region",
+      description: "Region code (required), at most 31 bytes, e.g. eu-west-1",
+      type: ArgumentType.STRING_WITHOUT_DEFAULT,
+      defaultValue: undefined,
+    })
+    .addOption({ name: "vcpu", description: "vCPUs offered (required), e.g. 16", type: ArgumentType.STRING_WITHOUT_DEFAULT, defaultValue: undefined })
+    .addOption({
+      name: "memory",
+      description: "Memory offered in MiB (required), e.g. 32768",
+      type: ArgumentType.STRING_WITHOUT_DEFAULT,
+      defaultValue: undefined,
+    })
+    .addOption({ name: "disk", description: "Disk offered in GiB (required), e.g. 500", type: ArgumentType.STRING_WITHOUT_DEFAULT, defaultValue: undefined })
+    .addOption({
+      name: "priceVcpu",
+      description: "Price in NCC wei per vCPU per second (required); 600000000000000 = 0.0006 NCC",
+      type: ArgumentType.STRING_WITHOUT_DEFAULT,
+      defaultValue: undefined,
+    })
+    .addOption({
+      name: "priceMemory",
+      description: "Price in NCC wei per MiB of memory per second (required), e.g. 2500000000000",
+      type: ArgumentType.STRING_WITHOUT_DEFAULT,
+      defaultValue: undefined,
+    })
+    .addOption({
+      name: "priceDisk",
+      description: "Price in NCC wei per GiB of disk per second (required), e.g. 80000000000000",
+      type: ArgumentType.STRING_WITHOUT_DEFAULT,
+      defaultValue: undefined,
+    })
+    .addOption({
+      name: "stake",
+      description: "NCC to stake (default: the registry's minimum stake, 1000 NCC in the local deployment)",
+      type: ArgumentType.STRING_WITHOUT_DEFAULT,
+      defaultValue: undefined,
+    })
+    .addOption({
+      name: "metadata",
+      description: "CID of a document describing the provider (optional)",
+      type: ArgumentType.STRING_WITHOUT_DEFAULT,
+      defaultValue: undefined,
+    })
+    .addOption({
+      name: "from",
+      description: `${FROM}; it becomes the provider's owner (default: account #1)`,
+      type: ArgumentType.STRING_WITHOUT_DEFAULT,
+      defaultValue: undefined,
+    })
+    .setAction(() => import("./provider-register.ts"))
+    .build(),
+
+  task("provider:withdraw", "Withdraw a provider's settled earnings, optionally settling VMs first")
+    .addOption({
+      name: "settle",
+      description: 'VM ids to settle first, comma-separated (e.g. 1,2,3), or "all" for every Running VM of the provider',
+      type: ArgumentType.STRING_WITHOUT_DEFAULT,
+      defaultValue: undefined,
+    })
+    .addOption({
+      name: "from",
+      description: "The provider's owner: an address or an account index of the node (default: the demo provider, account #1)",
+      type: ArgumentType.STRING_WITHOUT_DEFAULT,
+      defaultValue: undefined,
+    })
+    .setAction(() => import("./provider-withdraw.ts"))
+    .build(),
+];

@@ -1,0 +1,304 @@
+import { expect } from "chai";
+import { network } from "hardhat";
+import {
+  CAPACITY,
+  deployFixture,
+  METADATA_CID,
+  MIN_STAKE,
+  PRICES,
+  priceOf,
+  REGION,
+  SMALL_VM,
+  tuple,
+  type Fixture,
+  type Prices,
+  type Resources,
+} from "./fixtures.ts";
+
+const { ethers, networkHelpers } = await network.create();
+
+const REGION2 = ethers.encodeBytes32String("us-east-2");
+const CAPACITY2: Resources = { vcpu: 64n, memoryMiB: 262_144n, diskGiB: 4_000n };
+const PRICES2: Prices = { perVcpuSecond: 700n, perMemoryMiBSecond: 1n, perDiskGiBSecond: 5n };
+const CID2 = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
+
+function pricesTuple(p: Prices): [bigint, bigint, bigint] {
+  return [p.perVcpuSecond, p.perMemoryMiBSecond, p.perDiskGiBSecond];
+}
+
+/** Registers the fixture's second provider with `operator2` and the second offer. */
+async function registerProvider2(f: Fixture, stake = MIN_STAKE) {
+  return f.providers
+    .connect(f.provider2)
+    .register(f.operator2.address, REGION2, CAPACITY2, PRICES2, CID2, stake);
+}
+
+describe("ProviderRegistry", function () {
+  let f: Fixture;
+  beforeEach(async function () {
+    f = await networkHelpers.loadFixture(deployFixture);
+  });
+
+  describe("configuration", function () {
+    it("exposes the stake token and the minimum stake it was deployed with", async function () {
+      expect(await f.providers.stakeToken()).to.equal(await f.token.getAddress());
+      expect(await f.providers.minimumStake()).to.equal(MIN_STAKE);
+    });
+  });
+
+  describe("register", function () {
+    it("stores the offer, maps the operator both ways and emits ProviderRegistered with every field", async function () {
+      const stake = MIN_STAKE + 1n;
+      await expect(registerProvider2(f, stake))
+        .to.emit(f.providers, "ProviderRegistered")
+        .withArgs(f.provider2.address, f.operator2.address, REGION2, tuple(CAPACITY2), pricesTuple(PRICES2), CID2, stake);
+
+      const p = await f.providers.getProvider(f.provider2.address);
+      expect(p.operator).to.equal(f.operator2.address);
+      expect(tuple(p.capacity)).to.deep.equal(tuple(CAPACITY2));
+      expect(pricesTuple(p.prices)).to.deep.equal(pricesTuple(PRICES2));
+      expect(p.region).to.equal(REGION2);
+      expect(p.stake).to.equal(stake);
+      expect(p.metadataCid).to.equal(CID2);
+      expect(await f.providers.isRegistered(f.provider2.address)).to.equal(true);
+      expect(await f.providers.operatorOf(f.provider2.address)).to.equal(f.operator2.address);
+      expect(await f.providers.providerOfOperator(f.operator2.address)).to.equal(f.provider2.address);
+    });
+
+    it("pulls exactly the stake from the provider into the registry", async function () {
+      const stake = MIN_STAKE * 3n + 7n;
+      await expect(registerProvider2(f, stake)).to.changeTokenBalances(
+        ethers,
+        f.token,
+        [f.provider2, f.providers],
+        [-stake, stake],
+      );
+    });
+
+    it("accepts a stake equal to the minimum", async function () {
+      await registerProvider2(f, MIN_STAKE);
+      expect((await f.providers.getProvider(f.provider2.address)).stake).to.equal(MIN_STAKE);
+    });
+
+    it("reverts with ProviderRegistryAlreadyRegistered when the provider registers twice", async function () {
+      await expect(
+        f.providers.connect(f.provider).register(f.operator2.address, REGION, CAPACITY, PRICES, METADATA_CID, MIN_STAKE),
+      )
+        .to.be.revertedWithCustomError(f.providers, "ProviderRegistryAlreadyRegistered")
+        .withArgs(f.provider.address);
+    });
+
+    it("reverts with ProviderRegistryStakeTooLow carrying the stake and the minimum", async function () {
+      await expect(registerProvider2(f, MIN_STAKE - 1n))
+        .to.be.revertedWithCustomError(f.providers, "ProviderRegistryStakeTooLow")
+        .withArgs(MIN_STAKE - 1n, MIN_STAKE);
+      await expect(registerProvider2(f, 0n))
+        .to.be.revertedWithCustomError(f.providers, "ProviderRegistryStakeTooLow")
+        .withArgs(0n, MIN_STAKE);
+    });
+
+    it("reverts with ProviderRegistryInvalidOperator for the zero address", async function () {
+      await expect(
+        f.providers.connect(f.provider2).register(ethers.ZeroAddress, REGION2, CAPACITY2, PRICES2, CID2, MIN_STAKE),
+      )
+        .to.be.revertedWithCustomError(f.providers, "ProviderRegistryInvalidOperator")
+        .withArgs(ethers.ZeroAddress);
+    });
+
+    it("reverts with ProviderRegistryInvalidOperator when the operator is the owner itself", async function () {
+      await expect(
+        f.providers.connect(f.provider2).register(f.provider2.address, REGION2, CAPACITY2, PRICES2, CID2, MIN_STAKE),
+      )
+        .to.be.revertedWithCustomError(f.providers, "ProviderRegistryInvalidOperator")
+        .withArgs(f.provider2.address);
+    });
+
+    it("reverts with ProviderRegistryOperatorTaken naming the provider that holds the key", async function () {
+      await expect(
+        f.providers.connect(f.provider2).register(f.operator.address, REGION2, CAPACITY2, PRICES2, CID2, MIN_STAKE),
+      )
+        .to.be.revertedWithCustomError(f.providers, "ProviderRegistryOperatorTaken")
+        .withArgs(f.operator.address, f.provider.address);
+    });
+
+    for (const [dimension, capacity] of [
+      ["vcpu", { ...CAPACITY2, vcpu: 0n }],
+      ["memoryMiB", { ...CAPACITY2, memoryMiB: 0n }],
+      ["diskGiB", { ...CAPACITY2, diskGiB: 0n }],
+    ] as const) {
+      it(`reverts with ProviderRegistryZeroCapacity when ${dimension} is zero`, async function () {
+        await expect(
+          f.providers.connect(f.provider2).register(f.operator2.address, REGION2, capacity, PRICES2, CID2, MIN_STAKE),
+        )
+          .to.be.revertedWithCustomError(f.providers, "ProviderRegistryZeroCapacity")
+          .withArgs(capacity.vcpu, capacity.memoryMiB, capacity.diskGiB);
+      });
+    }
+
+    it("reverts with ProviderRegistryInvalidRegion for a zero region", async function () {
+      await expect(
+        f.providers.connect(f.provider2).register(f.operator2.address, ethers.ZeroHash, CAPACITY2, PRICES2, CID2, MIN_STAKE),
+      ).to.be.revertedWithCustomError(f.providers, "ProviderRegistryInvalidRegion");
+    });
+
+    it("reverts with the token's ERC20InsufficientAllowance when the stake is not approved", async function () {
+      await f.token.connect(f.provider2).approve(await f.providers.getAddress(), MIN_STAKE - 1n);
+      await expect(registerProvider2(f, MIN_STAKE))
+        .to.be.revertedWithCustomError(f.token, "ERC20InsufficientAllowance")
+        .withArgs(await f.providers.getAddress(), MIN_STAKE - 1n, MIN_STAKE);
+    });
+  });
+
+  describe("setOperator", function () {
+    it("rotates the key, emits ProviderOperatorChanged and frees the old key", async function () {
+      await expect(f.providers.connect(f.provider).setOperator(f.operator2.address))
+        .to.emit(f.providers, "ProviderOperatorChanged")
+        .withArgs(f.provider.address, f.operator.address, f.operator2.address);
+
+      expect(await f.providers.operatorOf(f.provider.address)).to.equal(f.operator2.address);
+      expect(await f.providers.providerOfOperator(f.operator2.address)).to.equal(f.provider.address);
+      expect(await f.providers.providerOfOperator(f.operator.address)).to.equal(ethers.ZeroAddress);
+
+      // The freed key can now serve another provider.
+      await f.providers.connect(f.provider2).register(f.operator.address, REGION2, CAPACITY2, PRICES2, CID2, MIN_STAKE);
+      expect(await f.providers.providerOfOperator(f.operator.address)).to.equal(f.provider2.address);
+    });
+
+    it("keeps the key assigned when the provider sets its current operator again", async function () {
+      await expect(f.providers.connect(f.provider).setOperator(f.operator.address))
+        .to.emit(f.providers, "ProviderOperatorChanged")
+        .withArgs(f.provider.address, f.operator.address, f.operator.address);
+      expect(await f.providers.providerOfOperator(f.operator.address)).to.equal(f.provider.address);
+      expect(await f.providers.operatorOf(f.provider.address)).to.equal(f.operator.address);
+    });
+
+    it("reverts with ProviderRegistryNotRegistered for an unregistered caller", async function () {
+      await expect(f.providers.connect(f.stranger).setOperator(f.operator2.address))
+        .to.be.revertedWithCustomError(f.providers, "ProviderRegistryNotRegistered")
+        .withArgs(f.stranger.address);
+    });
+
+    it("reverts with ProviderRegistryInvalidOperator for zero and for the owner's own key", async function () {
+      await expect(f.providers.connect(f.provider).setOperator(ethers.ZeroAddress))
+        .to.be.revertedWithCustomError(f.providers, "ProviderRegistryInvalidOperator")
+        .withArgs(ethers.ZeroAddress);
+      await expect(f.providers.connect(f.provider).setOperator(f.provider.address))
+        .to.be.revertedWithCustomError(f.providers, "ProviderRegistryInvalidOperator")
+        .withArgs(f.provider.address);
+    });
+
+    it("reverts with ProviderRegistryOperatorTaken and leaves the current key in place", async function () {
+      await registerProvider2(f);
+      await expect(f.providers.connect(f.provider).setOperator(f.operator2.address))
+        .to.be.revertedWithCustomError(f.providers, "ProviderRegistryOperatorTaken")
+        .withArgs(f.operator2.address, f.provider2.address);
+      expect(await f.providers.providerOfOperator(f.operator.address)).to.equal(f.provider.address);
+      expect(await f.providers.operatorOf(f.provider.address)).to.equal(f.operator.address);
+    });
+  });
+
+  describe("updateOffer", function () {
+    it("replaces region, capacity, prices and metadata, keeps stake and operator, and emits ProviderOfferUpdated", async function () {
+      await expect(f.providers.connect(f.provider).updateOffer(REGION2, CAPACITY2, PRICES2, CID2))
+        .to.emit(f.providers, "ProviderOfferUpdated")
+        .withArgs(f.provider.address, REGION2, tuple(CAPACITY2), pricesTuple(PRICES2), CID2);
+      const p = await f.providers.getProvider(f.provider.address);
+      expect(p.region).to.equal(REGION2);
+      expect(tuple(p.capacity)).to.deep.equal(tuple(CAPACITY2));
+      expect(pricesTuple(p.prices)).to.deep.equal(pricesTuple(PRICES2));
+      expect(p.metadataCid).to.equal(CID2);
+      expect(p.stake).to.equal(MIN_STAKE);
+      expect(p.operator).to.equal(f.operator.address);
+    });
+
+    it("reverts with ProviderRegistryNotRegistered for an unregistered caller", async function () {
+      await expect(f.providers.connect(f.stranger).updateOffer(REGION2, CAPACITY2, PRICES2, CID2))
+        .to.be.revertedWithCustomError(f.providers, "ProviderRegistryNotRegistered")
+        .withArgs(f.stranger.address);
+    });
+
+    it("reverts with ProviderRegistryInvalidRegion for a zero region", async function () {
+      await expect(
+        f.providers.connect(f.provider).updateOffer(ethers.ZeroHash, CAPACITY2, PRICES2, CID2),
+      ).to.be.revertedWithCustomError(f.providers, "ProviderRegistryInvalidRegion");
+    });
+
+    it("reverts with ProviderRegistryZeroCapacity carrying the offered capacity", async function () {
+      const capacity = { vcpu: 8n, memoryMiB: 0n, diskGiB: 0n };
+      await expect(f.providers.connect(f.provider).updateOffer(REGION2, capacity, PRICES2, CID2))
+        .to.be.revertedWithCustomError(f.providers, "ProviderRegistryZeroCapacity")
+        .withArgs(8n, 0n, 0n);
+    });
+  });
+
+  describe("addStake", function () {
+    it("adds to the stake, emits the new total and pulls the tokens", async function () {
+      const amount = 250n * 10n ** 18n;
+      const tx = f.providers.connect(f.provider).addStake(amount);
+      await expect(tx).to.emit(f.providers, "ProviderStakeAdded").withArgs(f.provider.address, amount, MIN_STAKE + amount);
+      await expect(tx).to.changeTokenBalances(ethers, f.token, [f.provider, f.providers], [-amount, amount]);
+      expect((await f.providers.getProvider(f.provider.address)).stake).to.equal(MIN_STAKE + amount);
+    });
+
+    it("reverts with ProviderRegistryNotRegistered for an unregistered caller", async function () {
+      await expect(f.providers.connect(f.stranger).addStake(1n))
+        .to.be.revertedWithCustomError(f.providers, "ProviderRegistryNotRegistered")
+        .withArgs(f.stranger.address);
+    });
+
+    it("reverts with ProviderRegistryZeroAmount for a zero amount", async function () {
+      await expect(f.providers.connect(f.provider).addStake(0n)).to.be.revertedWithCustomError(
+        f.providers,
+        "ProviderRegistryZeroAmount",
+      );
+    });
+  });
+
+  describe("views of unregistered addresses", function () {
+    it("getProvider reverts with ProviderRegistryNotRegistered and the other views return zero", async function () {
+      await expect(f.providers.getProvider(f.stranger.address))
+        .to.be.revertedWithCustomError(f.providers, "ProviderRegistryNotRegistered")
+        .withArgs(f.stranger.address);
+      expect(await f.providers.isRegistered(f.stranger.address)).to.equal(false);
+      expect(await f.providers.operatorOf(f.stranger.address)).to.equal(ethers.ZeroAddress);
+      expect(await f.providers.providerOfOperator(f.stranger.address)).to.equal(ethers.ZeroAddress);
+    });
+  });
+
+  describe("quote", function () {
+    it("prices resources as the sum of each dimension times its per-second price", async function () {
+      const [registered, capacity, price] = await f.providers.quote(f.provider.address, SMALL_VM);
+      expect(registered).to.equal(true);
+      expect(tuple(capacity)).to.deep.equal(tuple(CAPACITY));
+      // 2 vCPU * 1000 + 4096 MiB * 2 + 50 GiB * 3
+      expect(price).to.equal(10_342n);
+      expect(price).to.equal(priceOf(PRICES, SMALL_VM));
+    });
+
+    it("follows an updated offer", async function () {
+      await f.providers.connect(f.provider).updateOffer(REGION2, CAPACITY2, PRICES2, CID2);
+      const [, capacity, price] = await f.providers.quote(f.provider.address, SMALL_VM);
+      expect(tuple(capacity)).to.deep.equal(tuple(CAPACITY2));
+      // 2 * 700 + 4096 * 1 + 50 * 5
+      expect(price).to.equal(5_746n);
+    });
+
+    it("does not overflow at the largest prices and resources", async function () {
+      const max64 = 2n ** 64n - 1n;
+      const max32 = 2n ** 32n - 1n;
+      const maxCapacity = { vcpu: max32, memoryMiB: max32, diskGiB: max32 };
+      await f.providers
+        .connect(f.provider)
+        .updateOffer(REGION, maxCapacity, { perVcpuSecond: max64, perMemoryMiBSecond: max64, perDiskGiBSecond: max64 }, CID2);
+      const [, , price] = await f.providers.quote(f.provider.address, maxCapacity);
+      expect(price).to.equal(3n * max64 * max32);
+    });
+
+    it("returns registered = false and zeros for an unregistered provider", async function () {
+      const [registered, capacity, price] = await f.providers.quote(f.stranger.address, SMALL_VM);
+      expect(registered).to.equal(false);
+      expect(tuple(capacity)).to.deep.equal([0n, 0n, 0n]);
+      expect(price).to.equal(0n);
+    });
+  });
+});
