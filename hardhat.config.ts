@@ -15,6 +15,16 @@ export default defineConfig({
     path: require.resolve("solc/soljson.js"),
     settings: { optimizer: { enabled: true, runs: 10_000 }, evmVersion: "cancun" },
   },
+  test: {
+    solidity: {
+      profiles: {
+        // CI: `npx hardhat test` (256 fuzz runs; invariant campaigns kept short so the suite stays fast).
+        default: { fuzz: { runs: 256 }, invariant: { runs: 256, depth: 32, failOnRevert: true } },
+        // Benchmarks: `npx hardhat test solidity --test-profile bench`.
+        bench: { fuzz: { runs: 10_000 }, invariant: { runs: 10_000, depth: 64, failOnRevert: true } },
+      },
+    },
+  },
   networks: {
     // What `npm start` and the daemon's integration tests run as the local chain: blocks come
     // with every transaction AND once a second, so a daemon waiting for confirmations

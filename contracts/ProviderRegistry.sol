@@ -3,30 +3,82 @@ pragma solidity 0.8.30;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {IProviderRegistry} from "./interfaces/IProviderRegistry.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {IProviderRegistry, LeaseStatus} from "./interfaces/IProviderRegistry.sol";
+import {IVmRegistry} from "./interfaces/IVmRegistry.sol";
 import {Resources, Prices} from "./types/Resources.sol";
 
 /// @title ProviderRegistry
 /// @notice Providers register with a stake, a region, declared capacity, prices and an operator key.
-/// @dev Stake can only grow here; unstaking with a thaw period and slashing arrive with the marketplace.
+/// Stake leaves through a thaw period during which it can still be slashed; leased capacity never exceeds
+/// declared capacity; only the bound VM registry leases capacity and slashes, by the rules in `slash`.
 contract ProviderRegistry is IProviderRegistry {
     using SafeERC20 for IERC20;
+    using SafeCast for uint256;
+
+    /// @notice The most a single slash can take, in basis points of stake + thawing stake.
+    uint16 public constant MAX_SLASH_BPS = 5_000;
+    uint32 public constant MIN_THAW_PERIOD = 1 days;
+    uint32 public constant MAX_THAW_PERIOD = 90 days;
+    uint256 private constant BPS = 10_000;
+
+    /// @dev Six slots; the hot path of a lease (tryLease/release) touches slots 0, 2 and 4 only.
+    struct Record {
+        // slot 0: operator (160) | capacity (96)
+        address operator;
+        Resources capacity;
+        // slot 1: prices (192)
+        Prices prices;
+        // slot 2: stake (128) | leased (96)
+        uint128 stake;
+        Resources leased;
+        // slot 3: unstaking (128) | thawEndsAt (40)
+        uint128 unstaking;
+        uint40 thawEndsAt;
+        // slot 4
+        bytes32 region;
+        // slot 5...
+        string metadataCid;
+    }
 
     IERC20 private immutable _stakeToken;
-    uint256 private immutable _minimumStake;
+    address private immutable _governance;
+    address private immutable _deployer;
 
-    mapping(address provider => Provider) private _providers;
+    IVmRegistry private _vmRegistry;
+    Parameters private _parameters;
+    mapping(address provider => Record) private _providers;
     mapping(address operator => address provider) private _providerOfOperator;
 
-    constructor(IERC20 stakeToken_, uint256 minimumStake_) {
+    constructor(IERC20 stakeToken_, address governance_, Parameters memory parameters_) {
         _stakeToken = stakeToken_;
-        _minimumStake = minimumStake_;
+        _governance = governance_;
+        _deployer = msg.sender;
+        _setParameters(parameters_);
     }
 
     modifier onlyRegistered() {
         if (_providers[msg.sender].operator == address(0)) revert ProviderRegistryNotRegistered(msg.sender);
         _;
     }
+
+    modifier onlyVmRegistry() {
+        if (msg.sender != address(_vmRegistry)) revert ProviderRegistryNotVmRegistry(msg.sender);
+        _;
+    }
+
+    /// @notice Deployer only, once: binds the VM registry that may lease capacity and slash. It must point back here.
+    /// @dev Emits a {VmRegistryBound} event.
+    function bindVmRegistry(IVmRegistry vmRegistry_) external {
+        if (
+            msg.sender != _deployer || address(_vmRegistry) != address(0)
+                || vmRegistry_.providerRegistry() != address(this)
+        ) revert ProviderRegistryCannotBind(msg.sender, address(vmRegistry_));
+        _vmRegistry = vmRegistry_;
+        emit VmRegistryBound(address(vmRegistry_));
+    }
+
+    // -------------------------------------------------------------- provider
 
     /// @inheritdoc IProviderRegistry
     function register(
@@ -38,15 +90,16 @@ contract ProviderRegistry is IProviderRegistry {
         uint256 stake
     ) external {
         if (_providers[msg.sender].operator != address(0)) revert ProviderRegistryAlreadyRegistered(msg.sender);
-        if (stake < _minimumStake) revert ProviderRegistryStakeTooLow(stake, _minimumStake);
+        uint256 minimum = _parameters.minimumStake;
+        if (stake < minimum) revert ProviderRegistryStakeTooLow(stake, minimum);
         _checkOffer(region, capacity);
 
-        Provider storage provider = _providers[msg.sender];
+        Record storage provider = _providers[msg.sender];
         _assignOperator(provider, operator);
         provider.capacity = capacity;
         provider.prices = prices;
         provider.region = region;
-        provider.stake = stake;
+        provider.stake = stake.toUint128();
         provider.metadataCid = metadataCid;
 
         emit ProviderRegistered(msg.sender, operator, region, capacity, prices, metadataCid, stake);
@@ -55,7 +108,7 @@ contract ProviderRegistry is IProviderRegistry {
 
     /// @inheritdoc IProviderRegistry
     function setOperator(address newOperator) external onlyRegistered {
-        Provider storage provider = _providers[msg.sender];
+        Record storage provider = _providers[msg.sender];
         address previous = provider.operator;
         delete _providerOfOperator[previous];
         _assignOperator(provider, newOperator);
@@ -68,7 +121,11 @@ contract ProviderRegistry is IProviderRegistry {
         onlyRegistered
     {
         _checkOffer(region, capacity);
-        Provider storage provider = _providers[msg.sender];
+        Record storage provider = _providers[msg.sender];
+        Resources memory leased = provider.leased;
+        if (capacity.vcpu < leased.vcpu || capacity.memoryMiB < leased.memoryMiB || capacity.diskGiB < leased.diskGiB) {
+            revert ProviderRegistryCapacityBelowLeased(capacity, leased);
+        }
         provider.capacity = capacity;
         provider.prices = prices;
         provider.region = region;
@@ -79,17 +136,120 @@ contract ProviderRegistry is IProviderRegistry {
     /// @inheritdoc IProviderRegistry
     function addStake(uint256 amount) external onlyRegistered {
         if (amount == 0) revert ProviderRegistryZeroAmount();
-        uint256 total = _providers[msg.sender].stake + amount;
-        _providers[msg.sender].stake = total;
+        Record storage provider = _providers[msg.sender];
+        uint256 total = provider.stake + amount;
+        provider.stake = total.toUint128();
         emit ProviderStakeAdded(msg.sender, amount, total);
         _stakeToken.safeTransferFrom(msg.sender, address(this), amount);
     }
 
     /// @inheritdoc IProviderRegistry
-    function getProvider(address provider) external view returns (Provider memory) {
-        Provider memory record = _providers[provider];
+    function requestUnstake(uint256 amount) external onlyRegistered {
+        if (amount == 0) revert ProviderRegistryZeroAmount();
+        Record storage provider = _providers[msg.sender];
+        uint256 stake = provider.stake;
+        if (amount > stake) revert ProviderRegistryInsufficientStake(amount, stake);
+        uint256 left = stake - amount;
+        uint256 minimum = _parameters.minimumStake;
+        if (provider.leased.vcpu != 0 && left < minimum) revert ProviderRegistryStakeTooLow(left, minimum);
+        // `amount <= stake`, a uint128, so `left` fits and `unstaking + amount` is checked by toUint128.
+        provider.stake = uint128(left);
+        uint256 unstaking = provider.unstaking + amount;
+        provider.unstaking = unstaking.toUint128();
+        uint40 thawEndsAt = uint40(block.timestamp + _parameters.thawPeriod);
+        provider.thawEndsAt = thawEndsAt;
+        emit ProviderUnstakeRequested(msg.sender, amount, unstaking, thawEndsAt);
+    }
+
+    /// @inheritdoc IProviderRegistry
+    function withdrawStake() external returns (uint256 amount) {
+        Record storage provider = _providers[msg.sender];
+        amount = provider.unstaking;
+        uint40 thawEndsAt = provider.thawEndsAt;
+        if (amount == 0 || block.timestamp < thawEndsAt) revert ProviderRegistryStillThawing(amount, thawEndsAt);
+        provider.unstaking = 0;
+        provider.thawEndsAt = 0;
+        emit ProviderStakeWithdrawn(msg.sender, amount);
+        _stakeToken.safeTransfer(msg.sender, amount);
+    }
+
+    // ----------------------------------------------------------- VM registry
+
+    /// @inheritdoc IProviderRegistry
+    function tryLease(address provider, Resources calldata resources)
+        external
+        onlyVmRegistry
+        returns (LeaseStatus status, bytes32 region, Resources memory available)
+    {
+        Record storage record = _providers[provider];
+        (status, region, available) = _leaseStatus(record, resources);
+        if (status != LeaseStatus.Ok) return (status, region, available);
+        // `_leaseStatus` checked `leased + resources <= capacity`, all uint32.
+        unchecked {
+            Resources memory leased = record.leased;
+            record.leased = Resources(
+                leased.vcpu + resources.vcpu, leased.memoryMiB + resources.memoryMiB, leased.diskGiB + resources.diskGiB
+            );
+        }
+    }
+
+    /// @inheritdoc IProviderRegistry
+    function release(address provider, Resources calldata resources) external onlyVmRegistry {
+        Record storage record = _providers[provider];
+        Resources memory leased = record.leased;
+        // Checked: the VM registry releases exactly what it leased, so an underflow would be a bug.
+        record.leased = Resources(
+            leased.vcpu - resources.vcpu, leased.memoryMiB - resources.memoryMiB, leased.diskGiB - resources.diskGiB
+        );
+    }
+
+    /// @inheritdoc IProviderRegistry
+    function slash(address provider, uint256 vmId, address tenant, address treasury)
+        external
+        onlyVmRegistry
+        returns (uint256 amount, uint256 toTenant)
+    {
+        Record storage record = _providers[provider];
+        uint256 stake = record.stake;
+        uint256 unstaking = record.unstaking;
+        // Both are uint128 and slashBps <= 10_000: no overflow.
+        amount = (stake + unstaking) * _parameters.slashBps / BPS;
+        if (amount == 0) return (0, 0);
+        if (amount <= stake) {
+            record.stake = uint128(stake - amount);
+        } else {
+            record.stake = 0;
+            record.unstaking = uint128(unstaking - (amount - stake));
+        }
+        toTenant = amount / 2;
+        emit ProviderSlashed(provider, vmId, tenant, amount, toTenant, treasury);
+        if (toTenant != 0) _stakeToken.safeTransfer(tenant, toTenant);
+        _stakeToken.safeTransfer(treasury, amount - toTenant);
+    }
+
+    // ------------------------------------------------------------ governance
+
+    /// @inheritdoc IProviderRegistry
+    function setParameters(Parameters calldata parameters_) external {
+        if (msg.sender != _governance) revert ProviderRegistryNotGovernance(msg.sender);
+        _setParameters(parameters_);
+    }
+
+    // ----------------------------------------------------------------- views
+
+    /// @inheritdoc IProviderRegistry
+    function getProvider(address provider) external view returns (Provider memory view_) {
+        Record storage record = _providers[provider];
         if (record.operator == address(0)) revert ProviderRegistryNotRegistered(provider);
-        return record;
+        view_.operator = record.operator;
+        view_.capacity = record.capacity;
+        view_.prices = record.prices;
+        view_.region = record.region;
+        view_.stake = record.stake;
+        view_.metadataCid = record.metadataCid;
+        view_.leased = record.leased;
+        view_.unstaking = record.unstaking;
+        view_.thawEndsAt = record.thawEndsAt;
     }
 
     /// @inheritdoc IProviderRegistry
@@ -113,7 +273,7 @@ contract ProviderRegistry is IProviderRegistry {
         view
         returns (bool registered, Resources memory capacity, uint256 pricePerSecond)
     {
-        Provider storage record = _providers[provider];
+        Record storage record = _providers[provider];
         registered = record.operator != address(0);
         capacity = record.capacity;
         Prices memory p = record.prices;
@@ -123,8 +283,22 @@ contract ProviderRegistry is IProviderRegistry {
     }
 
     /// @inheritdoc IProviderRegistry
+    function leaseStatus(address provider, Resources calldata resources)
+        external
+        view
+        returns (LeaseStatus status, bytes32 region, Resources memory available)
+    {
+        return _leaseStatus(_providers[provider], resources);
+    }
+
+    /// @inheritdoc IProviderRegistry
+    function parameters() external view returns (Parameters memory) {
+        return _parameters;
+    }
+
+    /// @inheritdoc IProviderRegistry
     function minimumStake() external view returns (uint256) {
-        return _minimumStake;
+        return _parameters.minimumStake;
     }
 
     /// @inheritdoc IProviderRegistry
@@ -132,9 +306,56 @@ contract ProviderRegistry is IProviderRegistry {
         return address(_stakeToken);
     }
 
+    /// @inheritdoc IProviderRegistry
+    function governance() external view returns (address) {
+        return _governance;
+    }
+
+    /// @inheritdoc IProviderRegistry
+    function vmRegistry() external view returns (address) {
+        return address(_vmRegistry);
+    }
+
+    // -------------------------------------------------------------- internal
+
+    function _leaseStatus(Record storage record, Resources calldata resources)
+        private
+        view
+        returns (LeaseStatus status, bytes32 region, Resources memory available)
+    {
+        if (record.operator == address(0)) return (LeaseStatus.NotRegistered, 0, available);
+        region = record.region;
+        Resources memory capacity = record.capacity;
+        Resources memory leased = record.leased;
+        // The registry keeps `leased <= capacity`, so no subtraction underflows.
+        unchecked {
+            available = Resources(
+                capacity.vcpu - leased.vcpu, capacity.memoryMiB - leased.memoryMiB, capacity.diskGiB - leased.diskGiB
+            );
+        }
+        if (record.stake < _parameters.minimumStake) return (LeaseStatus.StakeTooLow, region, available);
+        if (
+            resources.vcpu > available.vcpu || resources.memoryMiB > available.memoryMiB
+                || resources.diskGiB > available.diskGiB
+        ) return (LeaseStatus.ExceedsCapacity, region, available);
+    }
+
+    /// @dev Emits a {ProviderParametersChanged} event.
+    function _setParameters(Parameters memory p) private {
+        if (p.minimumStake == 0 || p.minimumStake > type(uint128).max) {
+            revert ProviderRegistryInvalidParameter("minimumStake", p.minimumStake, 1, type(uint128).max);
+        }
+        if (p.thawPeriod < MIN_THAW_PERIOD || p.thawPeriod > MAX_THAW_PERIOD) {
+            revert ProviderRegistryInvalidParameter("thawPeriod", p.thawPeriod, MIN_THAW_PERIOD, MAX_THAW_PERIOD);
+        }
+        if (p.slashBps > MAX_SLASH_BPS) revert ProviderRegistryInvalidParameter("slashBps", p.slashBps, 0, MAX_SLASH_BPS);
+        _parameters = p;
+        emit ProviderParametersChanged(p);
+    }
+
     /// @dev The operator is a hot key on a server: it must not be the owner's cold key, and one key
     /// serves one provider so that `providerOfOperator` is unambiguous.
-    function _assignOperator(Provider storage provider, address operator) private {
+    function _assignOperator(Record storage provider, address operator) private {
         if (operator == address(0) || operator == msg.sender) revert ProviderRegistryInvalidOperator(operator);
         address holder = _providerOfOperator[operator];
         if (holder != address(0)) revert ProviderRegistryOperatorTaken(operator, holder);

@@ -3,11 +3,23 @@ pragma solidity 0.8.30;
 
 import {Resources, Prices} from "../types/Resources.sol";
 
+/// @notice Why a provider cannot take a lease now. `Ok` means it can.
+enum LeaseStatus {
+    Ok,
+    NotRegistered,
+    StakeTooLow,
+    ExceedsCapacity
+}
+
 /// @title IProviderRegistry
 /// @notice Infrastructure providers: stake, region, capacity, prices and the hot operator key
 /// their daemon signs with. A provider is identified by its owner (cold key) address.
+/// Stake leaves only through `requestUnstake` + a thaw period, during which it can still be slashed;
+/// only the bound VM registry can lease capacity and slash, and only by the rules in `slash`.
 interface IProviderRegistry {
     /// @notice A provider as stored. `operator` is the daemon's key; the owner keeps the stake.
+    /// `leased` is the capacity held by live leases and never exceeds `capacity`.
+    /// `unstaking` left `stake` at a `requestUnstake` and can be withdrawn from `thawEndsAt` on.
     struct Provider {
         address operator;
         Resources capacity;
@@ -15,6 +27,17 @@ interface IProviderRegistry {
         bytes32 region;
         uint256 stake;
         string metadataCid;
+        Resources leased;
+        uint256 unstaking;
+        uint64 thawEndsAt;
+    }
+
+    /// @notice Governance-owned parameters. Bounds: `slashBps <= MAX_SLASH_BPS`, `thawPeriod` within
+    /// [MIN_THAW_PERIOD, MAX_THAW_PERIOD], `minimumStake > 0`.
+    struct Parameters {
+        uint256 minimumStake;
+        uint32 thawPeriod;
+        uint16 slashBps;
     }
 
     /// @notice Emitted once per provider when it registers.
@@ -35,12 +58,29 @@ interface IProviderRegistry {
     );
     /// @notice Emitted when a provider adds stake.
     event ProviderStakeAdded(address indexed provider, uint256 amount, uint256 totalStake);
+    /// @notice `amount` left the active stake and thaws until `thawEndsAt`; still slashable until withdrawn.
+    event ProviderUnstakeRequested(address indexed provider, uint256 amount, uint256 totalUnstaking, uint64 thawEndsAt);
+    /// @notice Thawed stake went back to the provider's owner.
+    event ProviderStakeWithdrawn(address indexed provider, uint256 amount);
+    /// @notice Stake was slashed for VM `vmId`: `toTenant` went to `tenant`, the rest to `treasury`.
+    event ProviderSlashed(
+        address indexed provider,
+        uint256 indexed vmId,
+        address indexed tenant,
+        uint256 amount,
+        uint256 toTenant,
+        address treasury
+    );
+    /// @notice The VM registry that may lease capacity and slash was bound (once).
+    event VmRegistryBound(address indexed vmRegistry);
+    /// @notice Governance changed the parameters.
+    event ProviderParametersChanged(Parameters parameters);
 
     /// @notice `provider` is already registered.
     error ProviderRegistryAlreadyRegistered(address provider);
     /// @notice `provider` is not registered.
     error ProviderRegistryNotRegistered(address provider);
-    /// @notice The stake offered is below the minimum.
+    /// @notice The stake offered (or left) is below the minimum.
     error ProviderRegistryStakeTooLow(uint256 stake, uint256 minimumStake);
     /// @notice The operator must be a non-zero address other than the provider's owner.
     error ProviderRegistryInvalidOperator(address operator);
@@ -52,6 +92,20 @@ interface IProviderRegistry {
     error ProviderRegistryInvalidRegion();
     /// @notice An amount must be non-zero.
     error ProviderRegistryZeroAmount();
+    /// @notice The new capacity is below what live leases hold.
+    error ProviderRegistryCapacityBelowLeased(Resources capacity, Resources leased);
+    /// @notice Unstaking `amount` is more than the active stake.
+    error ProviderRegistryInsufficientStake(uint256 amount, uint256 stake);
+    /// @notice Nothing is thawing, or the thaw ends at `thawEndsAt`.
+    error ProviderRegistryStillThawing(uint256 unstaking, uint64 thawEndsAt);
+    /// @notice Only the bound VM registry may call this.
+    error ProviderRegistryNotVmRegistry(address caller);
+    /// @notice Only governance (the timelock) may call this.
+    error ProviderRegistryNotGovernance(address caller);
+    /// @notice Only the deployer may bind the VM registry, once, to a registry that points back here.
+    error ProviderRegistryCannotBind(address caller, address vmRegistry);
+    /// @notice A parameter is outside its bounds.
+    error ProviderRegistryInvalidParameter(bytes32 name, uint256 value, uint256 min, uint256 max);
 
     /// @notice Registers the caller as a provider, pulling `stake` tokens (approve first).
     /// @dev Emits a {ProviderRegistered} event.
@@ -67,12 +121,42 @@ interface IProviderRegistry {
     /// @notice Replaces the caller's operator key. Emits a {ProviderOperatorChanged} event.
     function setOperator(address newOperator) external;
 
-    /// @notice Replaces the caller's offer. Emits a {ProviderOfferUpdated} event.
+    /// @notice Replaces the caller's offer; capacity may not drop below what is leased.
+    /// Emits a {ProviderOfferUpdated} event.
     function updateOffer(bytes32 region, Resources calldata capacity, Prices calldata prices, string calldata metadataCid)
         external;
 
     /// @notice Adds `amount` to the caller's stake. Emits a {ProviderStakeAdded} event.
     function addStake(uint256 amount) external;
+
+    /// @notice Moves `amount` of the caller's stake into thawing (restarting the thaw for all of it).
+    /// A provider with live leases keeps at least the minimum stake. Emits {ProviderUnstakeRequested}.
+    function requestUnstake(uint256 amount) external;
+
+    /// @notice Sends the caller's thawed stake back after the thaw period. Emits {ProviderStakeWithdrawn}.
+    function withdrawStake() external returns (uint256 amount);
+
+    /// @notice VM registry only: reserves `resources` of `provider`'s capacity for a new lease when the
+    /// provider is registered, holds at least the minimum stake and has room; otherwise changes nothing.
+    /// @return status Ok, or why the lease was refused.
+    /// @return region The provider's region.
+    /// @return available Capacity left before this lease.
+    function tryLease(address provider, Resources calldata resources)
+        external
+        returns (LeaseStatus status, bytes32 region, Resources memory available);
+
+    /// @notice VM registry only: returns `resources` of a lease that ended to the provider's capacity.
+    function release(address provider, Resources calldata resources) external;
+
+    /// @notice VM registry only: slashes `slashBps` of the provider's stake plus thawing stake (never more than
+    /// `MAX_SLASH_BPS`), sending half (rounded down) to `tenant` and the rest to `treasury`.
+    /// Emits a {ProviderSlashed} event.
+    function slash(address provider, uint256 vmId, address tenant, address treasury)
+        external
+        returns (uint256 amount, uint256 toTenant);
+
+    /// @notice Governance only: replaces the parameters (within bounds). Emits {ProviderParametersChanged}.
+    function setParameters(Parameters calldata parameters) external;
 
     /// @notice The provider record; reverts with {ProviderRegistryNotRegistered} for unknown addresses.
     function getProvider(address provider) external view returns (Provider memory);
@@ -95,9 +179,24 @@ interface IProviderRegistry {
         view
         returns (bool registered, Resources memory capacity, uint256 pricePerSecond);
 
-    /// @notice The minimum stake to register.
+    /// @notice Whether `provider` could take a lease of `resources` now, and its region (for bids).
+    function leaseStatus(address provider, Resources calldata resources)
+        external
+        view
+        returns (LeaseStatus status, bytes32 region, Resources memory available);
+
+    /// @notice The current parameters.
+    function parameters() external view returns (Parameters memory);
+
+    /// @notice The minimum stake to register, bid and take leases.
     function minimumStake() external view returns (uint256);
 
     /// @notice The token providers stake.
     function stakeToken() external view returns (address);
+
+    /// @notice The timelock that owns the parameters.
+    function governance() external view returns (address);
+
+    /// @notice The VM registry bound to this registry (zero before binding).
+    function vmRegistry() external view returns (address);
 }

@@ -34,7 +34,8 @@ export interface DecodedContractError {
  * The order must match the Solidity declaration (contracts/interfaces/IVmRegistry.sol).
  */
 const ENUMS: Record<string, readonly string[]> = {
-  "enum VmState": ["None", "Requested", "Provisioning", "Running", "Stopped", "Starting", "Failed", "Terminated"],
+  "enum VmState": ["None", "Requested", "Provisioning", "Running", "Stopped", "Starting", "Failed", "Terminated", "Bidding", "Suspended"],
+  "enum LeaseStatus": ["Ok", "NotRegistered", "StakeTooLow", "ExceedsCapacity"],
 };
 
 /**

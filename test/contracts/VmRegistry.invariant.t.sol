@@ -179,9 +179,7 @@ contract VmRegistryInvariantTest is VmRegistryTestBase {
 
     /// One campaign checks every money and state property after each call (each `invariant_` function
     /// would otherwise get a campaign of its own).
-    /// forge-config: default.invariant.runs = 128
-    /// forge-config: default.invariant.depth = 64
-    /// forge-config: default.invariant.fail-on-revert = true
+    /// Runs and depth come from the test profile in hardhat.config.ts (default: CI, bench: 10,000 runs).
     function invariant_moneyIsConserved() public {
         _checkEveryVmSplitsItsDepositExactly();
         _checkEscrowHoldsDepositsMinusRefundsAndWithdrawals();

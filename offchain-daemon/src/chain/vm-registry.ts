@@ -12,6 +12,10 @@ export const VM_STATES = [
   "Starting",
   "Failed",
   "Terminated",
+  // An open order still taking bids: no provider yet, so no daemon has anything to do.
+  "Bidding",
+  // The deposit ran out: billing stopped; a top-up within the grace period sends it back to Starting.
+  "Suspended",
 ] as const;
 
 export type VmStateName = (typeof VM_STATES)[number];

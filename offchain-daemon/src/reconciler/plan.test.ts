@@ -43,6 +43,11 @@ describe("planStep", () => {
     ["Failed", "running", "destroy"],
     ["Failed", "absent", "forget"],
     ["None", "running", "destroy"],
+    ["Suspended", "running", "stop"],
+    ["Suspended", "stopped", "none"],
+    ["Suspended", "absent", "none"],
+    ["Bidding", "absent", "none"],
+    ["Bidding", "running", "none"],
   ];
   for (const [chainState, driverState, expected] of table) {
     test(`chain ${chainState} + driver ${driverState} -> ${expected}`, () => {
@@ -55,6 +60,17 @@ describe("planStep", () => {
   test("a Running VM whose deposit is exhausted has its workload stopped, not restarted", () => {
     assert.equal(planStep(vm("Running", 0n), { state: "running" }, 0).kind, "stop");
     assert.equal(planStep(vm("Running", 0n), { state: "stopped" }, 0).kind, "none");
+  });
+
+  test("a suspended VM keeps its workload's data: stopped, never destroyed; a top-up (Starting) starts it again", () => {
+    assert.equal(planStep(vm("Suspended", 0n), { state: "running" }, 0).kind, "stop");
+    assert.equal(planStep(vm("Suspended", 0n), { state: "stopped" }, 0).kind, "none");
+    assert.equal(planStep(vm("Starting", 5n), { state: "stopped" }, 0).kind, "start");
+  });
+
+  test("an open order awarded to us is a plain request: Requested -> reportProvisioning", () => {
+    const step = planStep(vm("Requested"), { state: "absent" }, 0);
+    assert.deepEqual(step, { kind: "report", action: "reportProvisioning" });
   });
 
   test("a workload that keeps exiting is reported Failed after the restart budget", () => {

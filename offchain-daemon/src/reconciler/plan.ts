@@ -44,6 +44,13 @@ export function planStep(chain: ChainVm, driver: DriverStatus, restarts: number)
       return chain.state === "Running" ? { kind: "none" } : { kind: "report", action: "reportRunning" };
     case "Stopped":
       return driver.state === "running" ? { kind: "stop", why: "stopped by owner" } : { kind: "none" };
+    case "Suspended":
+      // Out of funds: stop serving but keep the workload's data; a top-up moves the VM to Starting,
+      // which provisions or starts it again like any other start.
+      return driver.state === "running" ? { kind: "stop", why: "deposit exhausted (suspended)" } : { kind: "none" };
+    case "Bidding":
+      // An open order not leased to anyone yet: once awarded to us it arrives as Requested.
+      return { kind: "none" };
     case "None":
     case "Failed":
     case "Terminated":
