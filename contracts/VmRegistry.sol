@@ -421,7 +421,7 @@ contract VmRegistry is IVmRegistry {
         view_.paid = billed - view_.fee;
         if (state == VmState.Requested || state == VmState.Provisioning) view_.provisioningDeadline = stamp;
         else if (state == VmState.Suspended) view_.suspendedAt = stamp;
-        if (state == VmState.Running || state == VmState.Stopped || state == VmState.Starting || state == VmState.Suspended) {
+        if (state != VmState.Bidding && state != VmState.Requested && state != VmState.Provisioning) {
             view_.lastSettledAt = stamp;
         }
         view_.failureReason = vm.failureReason;
@@ -614,6 +614,9 @@ contract VmRegistry is IVmRegistry {
     /// Emits {VmSettled} (when billing was due), {VmStateChanged} and {VmRefunded} (when anything is left).
     function _close(uint256 vmId, Vm storage vm, VmState terminal, uint8 reason) private {
         _settle(vmId, vm);
+        VmState from = vm.state;
+        // A VM that never ran keeps no deadline: a terminal VM's stamp is the second it was last settled.
+        if (from == VmState.Bidding || from == VmState.Requested || from == VmState.Provisioning) vm.stamp = 0;
         uint256 refund = vm.balance;
         address provider = vm.provider;
         _transition(vmId, vm, terminal, reason);

@@ -17,7 +17,7 @@ export interface OwnerActionResult {
   txHash: string;
   from: string;
   to: string;
-  /** Moved to the provider's earnings by this transaction (billing up to now). */
+  /** Moved to the provider's earnings by this transaction (billing up to now, after the platform fee). */
   settled: bigint;
   /** Returned to the owner (terminate only). */
   refunded: bigint;
@@ -49,7 +49,7 @@ export async function runOwnerAction(action: OwnerAction, args: OwnerActionArgs,
     const changed = eventsIn(receipt, s.vmRegistry, "VmStateChanged")[0];
     const from = changed !== undefined ? vmStateName(changed.args["from"] as bigint) : vmStateName(vm.state);
     const to = changed !== undefined ? vmStateName(changed.args["to"] as bigint) : "?";
-    const settled = eventsIn(receipt, s.vmRegistry, "VmSettled").reduce((sum, e) => sum + (e.args["amount"] as bigint), 0n);
+    const settled = eventsIn(receipt, s.vmRegistry, "VmSettled").reduce((sum, e) => sum + (e.args["amount"] as bigint) - (e.args["fee"] as bigint), 0n);
     const refunded = eventsIn(receipt, s.vmRegistry, "VmRefunded").reduce((sum, e) => sum + (e.args["amount"] as bigint), 0n);
 
     console.log(`VM ${vmId}: ${from} -> ${to}`);

@@ -50,7 +50,8 @@ export default async function providerWithdraw(args: ProviderWithdrawArgs, hre: 
     let settled = 0n;
     for (const id of ids) {
       const receipt = await mined(`settle(${id})`, await s.vmRegistry.connect(signer).settle(id));
-      const amount = eventsIn(receipt, s.vmRegistry, "VmSettled").reduce((sum, e) => sum + (e.args["amount"] as bigint), 0n);
+      // The provider's share: what left the deposit minus the platform fee.
+      const amount = eventsIn(receipt, s.vmRegistry, "VmSettled").reduce((sum, e) => sum + (e.args["amount"] as bigint) - (e.args["fee"] as bigint), 0n);
       settled += amount;
       console.log(`  VM ${id}: ${amount > 0n ? `settled ${formatTokens(amount)}` : "nothing due (not Running, or settled already)"}`);
     }

@@ -340,7 +340,7 @@ describe("VmRegistry", function () {
         .withArgs(96n, MAX_UINT96 + 1n);
     });
 
-    it("reverts with SafeCastOverflowedUintDowncast(96, price) for a price per second above uint96", async function () {
+    it("reverts with SafeCastOverflowedUintDowncast(88, price) for a price per second above uint88", async function () {
       const max64 = 2n ** 64n - 1n;
       const max32 = 2n ** 32n - 1n;
       const huge = { vcpu: max32, memoryMiB: max32, diskGiB: max32 };
@@ -349,7 +349,7 @@ describe("VmRegistry", function () {
         .updateOffer(REGION, huge, { perVcpuSecond: max64, perMemoryMiBSecond: max64, perDiskGiBSecond: max64 }, "");
       await expect(f.vms.connect(f.tenant).requestVm(f.provider.address, MANIFEST, huge, 1n))
         .to.be.revertedWithCustomError(f.vms, "SafeCastOverflowedUintDowncast")
-        .withArgs(96n, 3n * max64 * max32);
+        .withArgs(88n, 3n * max64 * max32);
     });
 
     it("accepts the largest uint96 deposit as far as the cast goes (then the token runs out)", async function () {
@@ -466,7 +466,7 @@ describe("VmRegistry", function () {
       // 100 s Running.
       tx = await at(t0 + 100n, () => owner.stopVm(vmId));
       expect(await vmEvents(f, tx)).to.deep.equal([
-        ["VmSettled", vmId, f.tenant.address, f.provider.address, 100n * P, D - 100n * P],
+        ["VmSettled", vmId, f.tenant.address, f.provider.address, 100n * P, 0n, D - 100n * P],
         ["VmStateChanged", vmId, f.tenant.address, f.provider.address, VmState.Running, VmState.Stopped, 0n],
       ]);
       expect(await f.vms.earningsOf(f.provider.address)).to.equal(100n * P);
@@ -485,7 +485,7 @@ describe("VmRegistry", function () {
       tx = await at(t1 + 250n, () => owner.terminateVm(vmId));
       const paid = 350n * P;
       expect(await vmEvents(f, tx)).to.deep.equal([
-        ["VmSettled", vmId, f.tenant.address, f.provider.address, 250n * P, D - paid],
+        ["VmSettled", vmId, f.tenant.address, f.provider.address, 250n * P, 0n, D - paid],
         ["VmStateChanged", vmId, f.tenant.address, f.provider.address, VmState.Running, VmState.Terminated, 0n],
         ["VmRefunded", vmId, f.tenant.address, f.provider.address, D - paid],
       ]);
@@ -531,7 +531,7 @@ describe("VmRegistry", function () {
       const { vmId, startedAt } = await runningVm(f);
       const tx = await at(startedAt + 123n, () => f.vms.connect(f.operator).reportFailed(vmId, 9));
       expect(await vmEvents(f, tx)).to.deep.equal([
-        ["VmSettled", vmId, f.tenant.address, f.provider.address, 123n * P, D - 123n * P],
+        ["VmSettled", vmId, f.tenant.address, f.provider.address, 123n * P, 0n, D - 123n * P],
         ["VmStateChanged", vmId, f.tenant.address, f.provider.address, VmState.Running, VmState.Failed, 9n],
         ["VmRefunded", vmId, f.tenant.address, f.provider.address, D - 123n * P],
       ]);
@@ -567,34 +567,38 @@ describe("VmRegistry", function () {
   });
 
   describe("balance exhaustion", function () {
-    const deposit = 10n * P + 5n; // not a whole number of seconds
+    const deposit = 10n * P + 5n; // not a whole number of seconds: runs out during second 11
 
-    it("caps payment at the deposit and refunds nothing", async function () {
+    it("caps payment at the deposit, reads as Suspended from the second the money ran out, and refunds nothing", async function () {
       const { vmId, startedAt } = await runningVm(f, { deposit });
       await time.increaseTo(startedAt + 10n);
       expect((await f.vms.getVm(vmId)).balance).to.equal(5n);
 
       await time.increaseTo(startedAt + 1_000n);
       let v = await f.vms.getVm(vmId);
-      expect(v.state).to.equal(VmState.Running);
+      expect(v.state).to.equal(VmState.Suspended);
       expect(v.balance).to.equal(0n);
       expect(v.paid).to.equal(deposit);
+      expect(v.suspendedAt).to.equal(startedAt + 11n);
+      expect(v.lastSettledAt).to.equal(startedAt + 11n);
 
       const tx = await at(startedAt + 1_001n, () => f.vms.connect(f.tenant).terminateVm(vmId));
       expect(await vmEvents(f, tx)).to.deep.equal([
-        ["VmSettled", vmId, f.tenant.address, f.provider.address, deposit, 0n],
-        ["VmStateChanged", vmId, f.tenant.address, f.provider.address, VmState.Running, VmState.Terminated, 0n],
+        ["VmSettled", vmId, f.tenant.address, f.provider.address, deposit, 0n, 0n],
+        ["VmStateChanged", vmId, f.tenant.address, f.provider.address, VmState.Running, VmState.Suspended, 0n],
+        ["VmStateChanged", vmId, f.tenant.address, f.provider.address, VmState.Suspended, VmState.Terminated, 0n],
       ]);
       v = await f.vms.getVm(vmId);
       expect(v.refunded).to.equal(0n);
       await expectSettledExactly(f, vmId, deposit, deposit);
     });
 
-    it("settles nothing more once the deposit is used up", async function () {
+    it("suspends on the touch after the money ran out and settles nothing more", async function () {
       const { vmId, startedAt } = await runningVm(f, { deposit });
       let tx = await at(startedAt + 11n, () => f.vms.settle(vmId));
       expect(await vmEvents(f, tx)).to.deep.equal([
-        ["VmSettled", vmId, f.tenant.address, f.provider.address, deposit, 0n],
+        ["VmSettled", vmId, f.tenant.address, f.provider.address, deposit, 0n, 0n],
+        ["VmStateChanged", vmId, f.tenant.address, f.provider.address, VmState.Running, VmState.Suspended, 0n],
       ]);
       tx = await at(startedAt + 500n, () => f.vms.settle(vmId));
       expect(await vmEvents(f, tx)).to.deep.equal([]);
@@ -604,7 +608,7 @@ describe("VmRegistry", function () {
     });
 
     it("reports the same lastSettledAt in getVm as a settle at that moment would store", async function () {
-      const { vmId, startedAt } = await runningVm(f, { deposit });
+      const { vmId, startedAt } = await runningVm(f, { deposit: 100n * P });
       await at(startedAt + 20n, () => f.vms.settle(vmId));
       await time.increaseTo(startedAt + 30n);
       const viewed = await f.vms.getVm(vmId);
@@ -621,7 +625,7 @@ describe("VmRegistry", function () {
       const tx = f.vms.connect(f.stranger).settle(vmId);
       await expect(tx)
         .to.emit(f.vms, "VmSettled")
-        .withArgs(vmId, f.tenant.address, f.provider.address, 60n * P, D - 60n * P);
+        .withArgs(vmId, f.tenant.address, f.provider.address, 60n * P, 0n, D - 60n * P);
       await expect(tx).to.changeTokenBalances(ethers, f.token, [f.tenant, f.vms, f.provider, f.stranger], [0n, 0n, 0n, 0n]);
       expect(await f.vms.earningsOf(f.provider.address)).to.equal(60n * P);
     });

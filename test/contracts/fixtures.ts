@@ -13,6 +13,8 @@ export const VmState = {
   Starting: 5n,
   Failed: 6n,
   Terminated: 7n,
+  Bidding: 8n,
+  Suspended: 9n,
 } as const;
 
 /** A `Resources` or `Prices` value as the ABI encodes it (tuple order). */
@@ -24,6 +26,27 @@ export const MIN_STAKE = 1_000n * 10n ** 18n;
 export const TENANT_FUNDS = 1_000_000n * 10n ** 18n;
 export const PROVIDER_FUNDS = 100_000n * 10n ** 18n;
 export const MAX_UINT96 = 2n ** 96n - 1n;
+export const MAX_UINT88 = 2n ** 88n - 1n;
+
+/** Governance parameters of the fixture (the deployer plays governance; no fee unless a test sets one). */
+export const THAW_PERIOD = 7n * 86_400n;
+export const SLASH_BPS = 1_000n;
+export const BID_WINDOW = 300n;
+export const PROVISIONING_TIMEOUT = 3_600n;
+export const GRACE_PERIOD = 86_400n;
+export const LOW_BALANCE_HORIZON = 600n;
+export const EXIT_NOTICE = 86_400n;
+export function marketParameters(treasury: string, feeBps = 0n) {
+  return {
+    treasury,
+    feeBps,
+    bidWindow: BID_WINDOW,
+    provisioningTimeout: PROVISIONING_TIMEOUT,
+    gracePeriod: GRACE_PERIOD,
+    lowBalanceHorizon: LOW_BALANCE_HORIZON,
+    exitNotice: EXIT_NOTICE,
+  };
+}
 
 export const REGION = encodeBytes32String("eu-west-1");
 export const CAPACITY: Resources = { vcpu: 16n, memoryMiB: 65_536n, diskGiB: 1_000n };
@@ -58,6 +81,8 @@ export interface Fixture {
   /** Funded and approved for the ProviderRegistry, not registered. */
   provider2: HardhatEthersSigner;
   operator2: HardhatEthersSigner;
+  /** Receives platform fees and the treasury's share of slashes. */
+  treasury: HardhatEthersSigner;
 }
 
 /**
@@ -72,21 +97,25 @@ export async function deployFixture({ ethers }: NetworkConnection): Promise<Fixt
     if (s === undefined) throw new Error(`the fixture needs ${i + 1} accounts, the network has ${signers.length}`);
     return s;
   };
-  const [deployer, provider, operator, tenant, tenant2, stranger, provider2, operator2] = [0, 1, 2, 3, 4, 5, 6, 7].map(signer) as [
+  const [deployer, provider, operator, tenant, tenant2, stranger, provider2, operator2, treasury] = [0, 1, 2, 3, 4, 5, 6, 7, 8].map(signer) as [
     HardhatEthersSigner, HardhatEthersSigner, HardhatEthersSigner, HardhatEthersSigner,
-    HardhatEthersSigner, HardhatEthersSigner, HardhatEthersSigner, HardhatEthersSigner,
+    HardhatEthersSigner, HardhatEthersSigner, HardhatEthersSigner, HardhatEthersSigner, HardhatEthersSigner,
   ];
 
   // TypeChain types come from `hardhat compile` (types/ethers-contracts); deployContract returns the base type.
   const token = (await ethers.deployContract("CreditToken", [deployer.address, SUPPLY])) as unknown as CreditToken;
   const providers = (await ethers.deployContract("ProviderRegistry", [
     await token.getAddress(),
-    MIN_STAKE,
+    deployer.address,
+    { minimumStake: MIN_STAKE, thawPeriod: THAW_PERIOD, slashBps: SLASH_BPS },
   ])) as unknown as ProviderRegistry;
   const vms = (await ethers.deployContract("VmRegistry", [
     await token.getAddress(),
     await providers.getAddress(),
+    deployer.address,
+    marketParameters(treasury.address),
   ])) as unknown as VmRegistry;
+  await providers.bindVmRegistry(await vms.getAddress());
 
   for (const t of [tenant, tenant2]) {
     await token.transfer(t.address, TENANT_FUNDS);
@@ -98,7 +127,7 @@ export async function deployFixture({ ethers }: NetworkConnection): Promise<Fixt
   }
   await providers.connect(provider).register(operator.address, REGION, CAPACITY, PRICES, METADATA_CID, MIN_STAKE);
 
-  return { ethers, token, providers, vms, deployer, provider, operator, tenant, tenant2, stranger, provider2, operator2 };
+  return { ethers, token, providers, vms, deployer, provider, operator, tenant, tenant2, stranger, provider2, operator2, treasury };
 }
 
 /** Block timestamp of the block that mined `tx`. */

@@ -74,7 +74,9 @@ describe("scripts/lib/format", () => {
   });
 
   it("names VM states in the order of the VmState enum", () => {
-    assert.deepEqual(VM_STATES, ["None", "Requested", "Provisioning", "Running", "Stopped", "Starting", "Failed", "Terminated"]);
+    assert.deepEqual(VM_STATES, [
+      "None", "Requested", "Provisioning", "Running", "Stopped", "Starting", "Failed", "Terminated", "Bidding", "Suspended",
+    ]);
     assert.equal(vmStateName(7n), "Terminated");
     assert.equal(vmStateName(42), "Unknown(42)");
   });
@@ -108,7 +110,7 @@ describe("scripts/lib/errors", () => {
     const data = vmRegistry().encodeErrorResult("VmRegistryExceedsCapacity", [ZeroAddress, [64, 128, 1], [16, 32768, 200]]);
     assert.equal(
       decodeRevertData(data, abis)?.line,
-      `VmRegistryExceedsCapacity(provider=${ZeroAddress}, requested={vcpu=64, memoryMiB=128, diskGiB=1}, capacity={vcpu=16, memoryMiB=32768, diskGiB=200})`,
+      `VmRegistryExceedsCapacity(provider=${ZeroAddress}, requested={vcpu=64, memoryMiB=128, diskGiB=1}, available={vcpu=16, memoryMiB=32768, diskGiB=200})`,
     );
   });
 
@@ -388,7 +390,8 @@ describe("tasks against a JSON-RPC node and an IPFS node", function () {
 
     const stopped = ok(await run<OwnerActionResult>("vm:stop", { id: String(vmId) }));
     assert.deepEqual([stopped.from, stopped.to], ["Running", "Stopped"]);
-    assert.ok(stopped.settled >= 1000n * (TOKEN / 1000n), "about 1000 s at 0.001 NCC/s were paid");
+    // The provider's share after the deployment's default 1% platform fee.
+    assert.ok(stopped.settled >= 990n * (TOKEN / 1000n), "about 1000 s at 0.001 NCC/s were paid, less 1%");
 
     const started = ok(await run<OwnerActionResult>("vm:start", { id: String(vmId) }));
     assert.deepEqual([started.from, started.to], ["Stopped", "Starting"]);
@@ -403,7 +406,7 @@ describe("tasks against a JSON-RPC node and an IPFS node", function () {
     assert.match(all.out, /^ID +STATE +OWNER +PROVIDER +DEPOSIT LEFT +COST SO FAR +PRICE \(NCC\/s\)$/m);
 
     const withdrawn = ok(await run<ProviderWithdrawResult>("provider:withdraw", { settle: "all" }));
-    assert.ok(withdrawn.settled >= 100n * (TOKEN / 1000n));
+    assert.ok(withdrawn.settled >= 99n * (TOKEN / 1000n));
     assert.equal(withdrawn.amount, stopped.settled + withdrawn.settled);
     const nothing = await run<ProviderWithdrawResult>("provider:withdraw", {});
     assert.equal(ok(nothing).amount, 0n);
