@@ -22,16 +22,21 @@ contract ProviderRegistry is IProviderRegistry {
     uint32 public constant MAX_THAW_PERIOD = 90 days;
     uint256 private constant BPS = 10_000;
 
-    /// @dev Six slots; the hot path of a lease (tryLease/release) touches slots 0, 2 and 4 only.
+    /// @dev Six slots (plus the CID's). Resource fields are inlined because a nested struct would start a new slot;
+    /// a lease (tryLease/release) touches slots 0, 2 and 4 only, and slot 2 is never zero while staked.
     struct Record {
-        // slot 0: operator (160) | capacity (96)
+        // slot 0: operator (160) | capacity vcpu, memoryMiB, diskGiB (96)
         address operator;
-        Resources capacity;
+        uint32 capVcpu;
+        uint32 capMemoryMiB;
+        uint32 capDiskGiB;
         // slot 1: prices (192)
         Prices prices;
-        // slot 2: stake (128) | leased (96)
+        // slot 2: stake (128) | leased vcpu, memoryMiB, diskGiB (96)
         uint128 stake;
-        Resources leased;
+        uint32 leasedVcpu;
+        uint32 leasedMemoryMiB;
+        uint32 leasedDiskGiB;
         // slot 3: unstaking (128) | thawEndsAt (40)
         uint128 unstaking;
         uint40 thawEndsAt;
@@ -96,7 +101,7 @@ contract ProviderRegistry is IProviderRegistry {
 
         Record storage provider = _providers[msg.sender];
         _assignOperator(provider, operator);
-        provider.capacity = capacity;
+        _setCapacity(provider, capacity);
         provider.prices = prices;
         provider.region = region;
         provider.stake = stake.toUint128();
@@ -122,11 +127,11 @@ contract ProviderRegistry is IProviderRegistry {
     {
         _checkOffer(region, capacity);
         Record storage provider = _providers[msg.sender];
-        Resources memory leased = provider.leased;
+        Resources memory leased = _leasedOf(provider);
         if (capacity.vcpu < leased.vcpu || capacity.memoryMiB < leased.memoryMiB || capacity.diskGiB < leased.diskGiB) {
             revert ProviderRegistryCapacityBelowLeased(capacity, leased);
         }
-        provider.capacity = capacity;
+        _setCapacity(provider, capacity);
         provider.prices = prices;
         provider.region = region;
         provider.metadataCid = metadataCid;
@@ -151,7 +156,7 @@ contract ProviderRegistry is IProviderRegistry {
         if (amount > stake) revert ProviderRegistryInsufficientStake(amount, stake);
         uint256 left = stake - amount;
         uint256 minimum = _parameters.minimumStake;
-        if (provider.leased.vcpu != 0 && left < minimum) revert ProviderRegistryStakeTooLow(left, minimum);
+        if (provider.leasedVcpu != 0 && left < minimum) revert ProviderRegistryStakeTooLow(left, minimum);
         // `amount <= stake`, a uint128, so `left` fits and `unstaking + amount` is checked by toUint128.
         provider.stake = uint128(left);
         uint256 unstaking = provider.unstaking + amount;
@@ -186,21 +191,19 @@ contract ProviderRegistry is IProviderRegistry {
         if (status != LeaseStatus.Ok) return (status, region, available);
         // `_leaseStatus` checked `leased + resources <= capacity`, all uint32.
         unchecked {
-            Resources memory leased = record.leased;
-            record.leased = Resources(
-                leased.vcpu + resources.vcpu, leased.memoryMiB + resources.memoryMiB, leased.diskGiB + resources.diskGiB
-            );
+            record.leasedVcpu += resources.vcpu;
+            record.leasedMemoryMiB += resources.memoryMiB;
+            record.leasedDiskGiB += resources.diskGiB;
         }
     }
 
     /// @inheritdoc IProviderRegistry
     function release(address provider, Resources calldata resources) external onlyVmRegistry {
         Record storage record = _providers[provider];
-        Resources memory leased = record.leased;
         // Checked: the VM registry releases exactly what it leased, so an underflow would be a bug.
-        record.leased = Resources(
-            leased.vcpu - resources.vcpu, leased.memoryMiB - resources.memoryMiB, leased.diskGiB - resources.diskGiB
-        );
+        record.leasedVcpu -= resources.vcpu;
+        record.leasedMemoryMiB -= resources.memoryMiB;
+        record.leasedDiskGiB -= resources.diskGiB;
     }
 
     /// @inheritdoc IProviderRegistry
@@ -242,12 +245,12 @@ contract ProviderRegistry is IProviderRegistry {
         Record storage record = _providers[provider];
         if (record.operator == address(0)) revert ProviderRegistryNotRegistered(provider);
         view_.operator = record.operator;
-        view_.capacity = record.capacity;
+        view_.capacity = _capacityOf(record);
         view_.prices = record.prices;
         view_.region = record.region;
         view_.stake = record.stake;
         view_.metadataCid = record.metadataCid;
-        view_.leased = record.leased;
+        view_.leased = _leasedOf(record);
         view_.unstaking = record.unstaking;
         view_.thawEndsAt = record.thawEndsAt;
     }
@@ -275,7 +278,7 @@ contract ProviderRegistry is IProviderRegistry {
     {
         Record storage record = _providers[provider];
         registered = record.operator != address(0);
-        capacity = record.capacity;
+        capacity = _capacityOf(record);
         Prices memory p = record.prices;
         // Three products of a uint64 and a uint32 cannot overflow uint256.
         pricePerSecond = uint256(p.perVcpuSecond) * resources.vcpu + uint256(p.perMemoryMiBSecond) * resources.memoryMiB
@@ -325,8 +328,8 @@ contract ProviderRegistry is IProviderRegistry {
     {
         if (record.operator == address(0)) return (LeaseStatus.NotRegistered, 0, available);
         region = record.region;
-        Resources memory capacity = record.capacity;
-        Resources memory leased = record.leased;
+        Resources memory capacity = _capacityOf(record);
+        Resources memory leased = _leasedOf(record);
         // The registry keeps `leased <= capacity`, so no subtraction underflows.
         unchecked {
             available = Resources(
@@ -338,6 +341,20 @@ contract ProviderRegistry is IProviderRegistry {
             resources.vcpu > available.vcpu || resources.memoryMiB > available.memoryMiB
                 || resources.diskGiB > available.diskGiB
         ) return (LeaseStatus.ExceedsCapacity, region, available);
+    }
+
+    function _setCapacity(Record storage record, Resources calldata capacity) private {
+        record.capVcpu = capacity.vcpu;
+        record.capMemoryMiB = capacity.memoryMiB;
+        record.capDiskGiB = capacity.diskGiB;
+    }
+
+    function _capacityOf(Record storage record) private view returns (Resources memory) {
+        return Resources(record.capVcpu, record.capMemoryMiB, record.capDiskGiB);
+    }
+
+    function _leasedOf(Record storage record) private view returns (Resources memory) {
+        return Resources(record.leasedVcpu, record.leasedMemoryMiB, record.leasedDiskGiB);
     }
 
     /// @dev Emits a {ProviderParametersChanged} event.

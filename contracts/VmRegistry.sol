@@ -254,7 +254,10 @@ contract VmRegistry is IVmRegistry {
     function reportRunning(uint256 vmId) external {
         Vm storage vm = _operatedVm(vmId);
         VmState state = vm.state;
-        if (state != VmState.Provisioning && state != VmState.Starting) revert VmRegistryUnexpectedState(vmId, state);
+        // Requested -> Running directly is allowed: a provider that provisions fast need not report Provisioning.
+        if (state != VmState.Provisioning && state != VmState.Starting && state != VmState.Requested) {
+            revert VmRegistryUnexpectedState(vmId, state);
+        }
         vm.stamp = uint32(block.timestamp);
         _transition(vmId, vm, VmState.Running, 0);
         if (vm.flags & FLAG_MIGRATION != 0) {

@@ -271,7 +271,7 @@ interface IVmRegistry {
     /// @notice Operator: the provider has accepted the VM and is provisioning it (Requested -> Provisioning).
     function reportProvisioning(uint256 vmId) external;
 
-    /// @notice Operator: the workload runs (Provisioning or Starting -> Running); billing starts now.
+    /// @notice Operator: the workload runs (Requested, Provisioning or Starting -> Running); billing starts now.
     /// The first Running report of a migration closes the VM it replaces.
     function reportRunning(uint256 vmId) external;
 

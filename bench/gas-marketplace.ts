@@ -1,0 +1,283 @@
+// Gas benchmark of the marketplace (issue 3), on Hardhat's in-process network:
+//
+//   npm run bench:gas        (or: npx hardhat run bench/gas-marketplace.ts)
+//
+// Writes every key of bench/results/gas.json except `policy` (read-modify-write) and the
+// "## Marketplace gas" section of docs/BENCHMARKS.md (other sections are kept).
+//
+// lifecycle: open order (one allowed region) -> one bid -> award (after the window) -> reportRunning
+//   -> terminate after one hour (settlement + refund) -> provider withdraws. gasUsed summed.
+// lifecycle.newSlots: storage slots (any contract) that were zero before the lifecycle and were written
+//   non-zero during it, found by tracing every SSTORE. lowerBound = 21,000 per tx + 22,100 per new slot.
+// scaling.ratio: the same lifecycle by a fresh tenant and provider with 10,000 VMs already in the registry,
+//   divided by the first run (1 VM in the registry), per operation; the largest ratio is reported.
+import { existsSync } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { network } from "hardhat";
+import { encodeBytes32String, type ContractTransactionResponse } from "ethers";
+import NovaCronModule from "../ignition/modules/NovaCron.ts";
+import type { CreditToken, ProviderRegistry, VmRegistry } from "../types/ethers-contracts/index.ts";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const GAS_JSON = path.join(ROOT, "bench/results/gas.json");
+const BENCHMARKS_MD = path.join(ROOT, "docs/BENCHMARKS.md");
+const TOKEN = 10n ** 18n;
+const FILLER_VMS = Number(process.env.NOVACRON_BENCH_VMS ?? 10_000);
+const TARGETS = { lifecycleGas: 350_000, lowerBoundFactor: 1.5, scalingRatio: 1.02 };
+
+const { ethers, ignition, provider: rpc } = await network.create();
+const signers = await ethers.getSigners();
+const [deployer, fillerProvider, fillerOperator, fillerTenant, providerA, operatorA, tenantA, providerB, operatorB, tenantB, stranger] =
+  signers as [typeof signers[0], ...typeof signers];
+
+const deployed = await ignition.deploy(NovaCronModule, { displayUi: false });
+const token = deployed.creditToken as unknown as CreditToken;
+const providers = deployed.providerRegistry as unknown as ProviderRegistry;
+const vms = deployed.vmRegistry as unknown as VmRegistry;
+const vmsAddress = await vms.getAddress();
+const providersAddress = await providers.getAddress();
+const minimumStake = await providers.minimumStake();
+const params = await vms.parameters();
+
+const REGION = encodeBytes32String("eu-west-1");
+const CAPACITY = { vcpu: 1_000_000, memoryMiB: 1_000_000_000, diskGiB: 1_000_000_000 };
+const PRICES = { perVcpuSecond: 600_000_000_000_000n, perMemoryMiBSecond: 2_500_000_000_000n, perDiskGiBSecond: 80_000_000_000_000n };
+const VM = { vcpu: 1, memoryMiB: 128, diskGiB: 1 };
+const MANIFEST = "0x" + "ab".repeat(32);
+const DEPOSIT = 100n * TOKEN;
+const MAX_PRICE = 2n * TOKEN / 1000n;
+const BID = TOKEN / 1000n;
+
+async function setupProvider(owner: typeof deployer, operator: typeof deployer) {
+  // Funds beyond the stake so the owner's token balance slot stays non-zero (as for any real provider).
+  await (await token.connect(deployer).transfer(owner.address, minimumStake * 2n)).wait();
+  await (await token.connect(owner).approve(providersAddress, minimumStake)).wait();
+  await (await providers.connect(owner).register(operator.address, REGION, CAPACITY, PRICES, "", minimumStake)).wait();
+}
+async function setupTenant(tenant: typeof deployer) {
+  await (await token.connect(deployer).transfer(tenant.address, 1_000_000n * TOKEN)).wait();
+  await (await token.connect(tenant).approve(vmsAddress, ethers.MaxUint256)).wait();
+}
+for (const [p, o] of [[fillerProvider, fillerOperator], [providerA, operatorA], [providerB, operatorB]] as const) await setupProvider(p!, o!);
+for (const t of [fillerTenant, tenantA, tenantB]) await setupTenant(t!);
+
+type Step = { name: string; gas: bigint; hash: string; block: number };
+async function step(name: string, send: Promise<ContractTransactionResponse>): Promise<Step> {
+  const receipt = await (await send).wait();
+  if (receipt === null || receipt.status !== 1) throw new Error(`${name} failed`);
+  return { name, gas: receipt.gasUsed, hash: receipt.hash, block: receipt.blockNumber };
+}
+async function increase(seconds: bigint) {
+  await rpc.request({ method: "evm_increaseTime", params: [Number(seconds)] });
+  await rpc.request({ method: "evm_mine", params: [] });
+}
+
+/** The benchmark path, by `tenant` at `provider` (operated by `operator`). */
+async function lifecycle(tenant: typeof deployer, provider: typeof deployer, operator: typeof deployer): Promise<Step[]> {
+  const steps: Step[] = [];
+  steps.push(await step("openOrder", vms.connect(tenant).openOrder(MANIFEST, VM, [REGION], MAX_PRICE, DEPOSIT)));
+  const vmId = await vms.vmCount();
+  steps.push(await step("bid", vms.connect(operator).bid(vmId, BID)));
+  await increase(BigInt(params.bidWindow));
+  steps.push(await step("award", vms.connect(stranger!).award(vmId)));
+  steps.push(await step("reportRunning", vms.connect(operator).reportRunning(vmId)));
+  await increase(3_600n);
+  steps.push(await step("terminateVm", vms.connect(tenant).terminateVm(vmId)));
+  steps.push(await step("withdrawEarnings", vms.connect(provider).withdrawEarnings()));
+  return steps;
+}
+
+/** Storage slots that were zero before `steps` and were written non-zero by them (SSTOREs of successful frames). */
+async function newSlots(steps: Step[]): Promise<number> {
+  const before = `0x${(steps[0]!.block - 1).toString(16)}`;
+  const written = new Map<string, { address: string; slot: string }>();
+  for (const s of steps) {
+    const tx = await ethers.provider.getTransaction(s.hash);
+    const trace = (await rpc.request({ method: "debug_traceTransaction", params: [s.hash, { disableMemory: true, disableStorage: true }] })) as {
+      structLogs: { op: string; depth: number; stack?: string[] }[];
+    };
+    const contexts: string[] = [tx!.to!.toLowerCase()];
+    let pendingCall: { kind: string; address: string } | undefined;
+    for (const log of trace.structLogs) {
+      while (contexts.length > log.depth) contexts.pop();
+      if (pendingCall !== undefined && contexts.length < log.depth) {
+        contexts.push(pendingCall.kind === "DELEGATECALL" ? contexts[contexts.length - 1]! : pendingCall.address);
+      }
+      pendingCall = undefined;
+      const stack = log.stack ?? [];
+      const arg = (i: number) => stack[stack.length - 1 - i]!;
+      if (log.op === "CALL" || log.op === "STATICCALL" || log.op === "DELEGATECALL" || log.op === "CALLCODE") {
+        pendingCall = { kind: log.op, address: "0x" + BigInt(arg(1)).toString(16).padStart(40, "0") };
+      } else if (log.op === "SSTORE" && BigInt(arg(1)) !== 0n) {
+        const address = contexts[contexts.length - 1]!;
+        const slot = "0x" + BigInt(arg(0)).toString(16).padStart(64, "0");
+        written.set(`${address}:${slot}`, { address, slot });
+      }
+    }
+  }
+  let count = 0;
+  for (const { address, slot } of written.values()) {
+    const value = (await rpc.request({ method: "eth_getStorageAt", params: [address, slot, before] })) as string;
+    if (BigInt(value) === 0n) {
+      count++;
+      if (process.env.NOVACRON_BENCH_DEBUG) console.error(`new slot ${address} ${slot}`);
+    }
+  }
+  return count;
+}
+
+// Other operations, each measured once on its own VM.
+async function otherOps(): Promise<Record<string, bigint>> {
+  const ops: Record<string, bigint> = {};
+  const t = tenantA!;
+  const op = vms.connect(operatorA!);
+  const own = vms.connect(t);
+  const record = async (name: string, send: Promise<ContractTransactionResponse>) => {
+    ops[name] = (await step(name, send)).gas;
+  };
+  await record("requestVm", own.requestVm(providerA!.address, MANIFEST, VM, DEPOSIT));
+  let id = await vms.vmCount();
+  await record("reportProvisioning", op.reportProvisioning(id));
+  await op.reportRunning(id);
+  await increase(600n);
+  await record("settle", vms.connect(stranger!).settle(id));
+  await record("topUp", own.topUp(id, DEPOSIT));
+  await increase(600n);
+  await record("stopVm", own.stopVm(id));
+  await record("startVm", own.startVm(id));
+  await op.reportRunning(id);
+  await record("reclaimVm", op.reclaimVm(id));
+  await increase(BigInt(params.exitNotice) + 1n);
+  await record("closeVm", vms.connect(stranger!).closeVm(id));
+
+  await own.requestVm(providerA!.address, MANIFEST, VM, DEPOSIT);
+  id = await vms.vmCount();
+  await record("migrateVm", own.migrateVm(id, providerB!.address, [], 0n, DEPOSIT));
+  const newId = await vms.vmCount();
+  await vms.connect(operatorB!).reportProvisioning(newId);
+  await record("reportRunning (closes the migrated VM)", vms.connect(operatorB!).reportRunning(newId));
+  await record("reportFailed", vms.connect(operatorB!).reportFailed(newId, 3));
+
+  await own.openOrder(MANIFEST, VM, [], MAX_PRICE, DEPOSIT);
+  id = await vms.vmCount();
+  await op.bid(id, BID);
+  await record("acceptBid", own.acceptBid(id, 0));
+  await increase(BigInt(params.provisioningTimeout) + 1n);
+  await record("expireVm (slashes)", vms.connect(stranger!).expireVm(id));
+
+  await own.openOrder(MANIFEST, VM, [], MAX_PRICE, DEPOSIT);
+  await record("terminateVm (cancel order)", own.terminateVm(await vms.vmCount()));
+
+  await record("withdrawFees", vms.connect(stranger!).withdrawFees());
+  await token.connect(providerA!).approve(providersAddress, TOKEN);
+  await record("addStake", providers.connect(providerA!).addStake(TOKEN));
+  await record("requestUnstake", providers.connect(providerA!).requestUnstake(TOKEN));
+  const thaw = (await providers.parameters()).thawPeriod;
+  await increase(BigInt(thaw) + 1n);
+  await record("withdrawStake", providers.connect(providerA!).withdrawStake());
+  return ops;
+}
+
+const started = Date.now();
+// Run 1: one VM in the registry.
+await (await vms.connect(fillerTenant!).requestVm(fillerProvider!.address, MANIFEST, VM, TOKEN)).wait();
+const run1 = await lifecycle(tenantA!, providerA!, operatorA!);
+const slots = await newSlots(run1);
+// Back to the same fee state for run 2 (the fee accumulator is zero again).
+await (await vms.connect(stranger!).withdrawFees()).wait();
+
+// Run 2: 10,000 VMs in the registry, a fresh tenant and provider in the same state as the first ones.
+console.error(`creating ${FILLER_VMS - 1} more VMs...`);
+const filler = vms.connect(fillerTenant!);
+const nonceStart = await fillerTenant!.getNonce();
+const pending: Promise<unknown>[] = [];
+for (let i = 1; i < FILLER_VMS; i++) {
+  pending.push(filler.requestVm(fillerProvider!.address, MANIFEST, VM, 1n, { nonce: nonceStart + i - 1 }).then((tx) => tx.wait()));
+  if (pending.length === 200) await Promise.all(pending.splice(0));
+}
+await Promise.all(pending);
+const existing = Number(await vms.vmCount()) - 1;
+const run2 = await lifecycle(tenantB!, providerB!, operatorB!);
+const ops = await otherOps();
+
+const lifecycleGas = run1.reduce((sum, s) => sum + s.gas, 0n);
+const transactions = run1.length;
+const lowerBound = 21_000 * transactions + 22_100 * slots;
+const ratios = run1.map((s, i) => ({ name: s.name, one: s.gas, many: run2[i]!.gas, ratio: Number(run2[i]!.gas) / Number(s.gas) }));
+const scalingRatio = Math.max(...ratios.map((r) => r.ratio));
+for (const s of run1) ops[s.name] = s.gas;
+
+const result = {
+  lifecycle: {
+    gas: Number(lifecycleGas),
+    transactions,
+    newSlots: slots,
+    lowerBound,
+    ratioToLowerBound: Number((Number(lifecycleGas) / lowerBound).toFixed(3)),
+    steps: Object.fromEntries(run1.map((s) => [s.name, Number(s.gas)])),
+  },
+  ops: Object.fromEntries(Object.entries(ops).map(([k, v]) => [k, Number(v)])),
+  scaling: {
+    existingVms: existing + 1,
+    ratio: Number(scalingRatio.toFixed(4)),
+    perOperation: Object.fromEntries(ratios.map((r) => [r.name, { with1: Number(r.one), with10000: Number(r.many), ratio: Number(r.ratio.toFixed(4)) }])),
+  },
+  targets: {
+    lifecycleGas: TARGETS.lifecycleGas,
+    lifecycleVsLowerBound: TARGETS.lowerBoundFactor,
+    scalingRatio: TARGETS.scalingRatio,
+    met: {
+      lifecycleGas: Number(lifecycleGas) <= TARGETS.lifecycleGas,
+      lifecycleVsLowerBound: Number(lifecycleGas) <= TARGETS.lowerBoundFactor * lowerBound,
+      scalingRatio: scalingRatio <= TARGETS.scalingRatio,
+    },
+  },
+  measuredAt: new Date().toISOString(),
+};
+
+// gas.json: read-modify-write; `policy` belongs to bench/gas-policy.ts.
+await mkdir(path.dirname(GAS_JSON), { recursive: true });
+const previous = existsSync(GAS_JSON) ? (JSON.parse(await readFile(GAS_JSON, "utf8")) as Record<string, unknown>) : {};
+const merged: Record<string, unknown> = { ...result };
+if ("policy" in previous) merged["policy"] = previous["policy"];
+await writeFile(GAS_JSON, JSON.stringify(merged, null, 2) + "\n");
+
+const yes = (ok: boolean) => (ok ? "met" : "**missed**");
+const section = [
+  "## Marketplace gas",
+  "",
+  "Written by `bench/gas-marketplace.ts` (`npm run bench:gas`) on Hardhat's in-process network (solc 0.8.30, optimizer 10,000 runs, cancun).",
+  "The lifecycle is: open order with one allowed region, one bid, award after the bid window (by a third party), reportRunning",
+  "(Requested -> Running; the daemon also reports Provisioning first, see ops.reportProvisioning), terminate after one hour (settlement with a 1% fee + refund), provider withdraws. Every transaction's gasUsed is summed.",
+  "",
+  "| lifecycle step | gas |",
+  "| --- | ---: |",
+  ...run1.map((s) => `| ${s.name} | ${s.gas.toLocaleString("en-US")} |`),
+  `| **total** (${transactions} transactions) | **${lifecycleGas.toLocaleString("en-US")}** |`,
+  "",
+  "| metric | value | target | |",
+  "| --- | ---: | ---: | --- |",
+  `| lifecycle.gas | ${lifecycleGas.toLocaleString("en-US")} | <= ${TARGETS.lifecycleGas.toLocaleString("en-US")} | ${yes(result.targets.met.lifecycleGas)} |`,
+  `| lifecycle.newSlots | ${slots} | | |`,
+  `| lifecycle.lowerBound (21,000/tx + 22,100/new slot) | ${lowerBound.toLocaleString("en-US")} | | |`,
+  `| lifecycle.gas / lowerBound | ${result.lifecycle.ratioToLowerBound} | <= ${TARGETS.lowerBoundFactor} | ${yes(result.targets.met.lifecycleVsLowerBound)} |`,
+  `| scaling.ratio (${(existing + 1).toLocaleString("en-US")} VMs vs 1, worst operation) | ${result.scaling.ratio} | <= ${TARGETS.scalingRatio} | ${yes(result.targets.met.scalingRatio)} |`,
+  "",
+  "| operation | gas |",
+  "| --- | ---: |",
+  ...Object.entries(ops).map(([k, v]) => `| ${k} | ${v.toLocaleString("en-US")} |`),
+  "",
+];
+const text = existsSync(BENCHMARKS_MD) ? await readFile(BENCHMARKS_MD, "utf8") : "# Benchmarks\n";
+const start = text.indexOf("## Marketplace gas");
+let next = start === -1 ? -1 : text.indexOf("\n## ", start + 1);
+const updated =
+  start === -1
+    ? `${text.trimEnd()}\n\n${section.join("\n")}`
+    : `${text.slice(0, start)}${section.join("\n")}${next === -1 ? "" : text.slice(next + 1)}`;
+await writeFile(BENCHMARKS_MD, updated.endsWith("\n") ? updated : updated + "\n");
+
+console.log(JSON.stringify({ lifecycle: result.lifecycle, scaling: { ratio: result.scaling.ratio }, met: result.targets.met }, null, 2));
+console.error(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
