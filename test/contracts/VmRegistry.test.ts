@@ -112,7 +112,7 @@ const OWNER_TRANSITIONS: Transition[] = [
 ];
 const OPERATOR_TRANSITIONS: Transition[] = [
   { fn: "reportProvisioning", from: VmState.Requested, to: VmState.Provisioning, send: (vms, id) => vms.reportProvisioning(id) },
-  ...[VmState.Provisioning, VmState.Starting].map(
+  ...[VmState.Requested, VmState.Provisioning, VmState.Starting].map(
     (from): Transition => ({ fn: "reportRunning", from, to: VmState.Running, send: (vms, id) => vms.reportRunning(id) }),
   ),
   ...[VmState.Requested, VmState.Provisioning, VmState.Running, VmState.Starting].map(
