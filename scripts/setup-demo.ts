@@ -149,6 +149,8 @@ export async function deployNovaCron(connection: NetworkConnection, options: Dep
     creditToken: await result.creditToken.getAddress(),
     providerRegistry: await result.providerRegistry.getAddress(),
     vmRegistry: await result.vmRegistry.getAddress(),
+    governor: await result.governor.getAddress(),
+    timelock: await result.timelock.getAddress(),
   };
   const deployBlock = await firstBlockWithCode(connection.ethers.provider, addresses.creditToken);
   log(`  CreditToken ${addresses.creditToken}, ProviderRegistry ${addresses.providerRegistry}, VmRegistry ${addresses.vmRegistry} (from block ${deployBlock})`);

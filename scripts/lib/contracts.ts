@@ -12,11 +12,15 @@ import type {
 import type { HardhatEthers } from "@nomicfoundation/hardhat-ethers/types";
 import type { HardhatRuntimeEnvironment } from "hardhat/types/hre";
 import type { NetworkConnection } from "hardhat/types/network";
-import type { CreditToken, ProviderRegistry, VmRegistry } from "../../types/ethers-contracts/index.ts";
+import type { CreditToken, NovaCronGovernor, ProviderRegistry, VmRegistry } from "../../types/ethers-contracts/index.ts";
 import { loadDeployment, type NovaCronAddresses } from "./deployment.ts";
 import { connect } from "./network.ts";
 
-export type { CreditToken, ProviderRegistry, VmRegistry };
+export type { CreditToken, NovaCronGovernor, ProviderRegistry, VmRegistry };
+
+export async function getGovernor(ethers: HardhatEthers, address: string, signer?: Signer): Promise<NovaCronGovernor> {
+  return (await ethers.getContractAt("NovaCronGovernor", address, signer)) as unknown as NovaCronGovernor;
+}
 
 export interface NovaCronContracts {
   creditToken: CreditToken;

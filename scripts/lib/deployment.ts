@@ -12,6 +12,9 @@ export interface NovaCronAddresses {
   creditToken: string;
   providerRegistry: string;
   vmRegistry: string;
+  /** Platform governance: the Governor (proposals, votes) and the TimelockController that owns the parameters. */
+  governor: string;
+  timelock: string;
 }
 
 /** Ignition future ids of the NovaCron module, as keys of deployed_addresses.json. */
@@ -19,6 +22,8 @@ export const FUTURE_IDS: Readonly<Record<keyof NovaCronAddresses, string>> = {
   creditToken: "NovaCron#CreditToken",
   providerRegistry: "NovaCron#ProviderRegistry",
   vmRegistry: "NovaCron#VmRegistry",
+  governor: "NovaCron#NovaCronGovernor",
+  timelock: "NovaCron#NovaCronTimelock",
 };
 
 /** The command that deploys the module by hand. */

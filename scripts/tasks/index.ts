@@ -22,7 +22,66 @@ function ownerVmTask(name: string, description: string, action: () => Promise<{ 
     .build();
 }
 
+type Action = (args: Record<string, string | undefined>, hre: HardhatRuntimeEnvironment) => unknown;
+type Option = [name: string, description: string];
+
+/** A task whose options are all optional strings, checked by the action; `load` picks the action lazily. */
+function simpleTask(name: string, description: string, options: Option[], load: () => Promise<Action>) {
+  let t = task(name, description);
+  for (const [option, text] of options) {
+    t = t.addOption({ name: option, description: text, type: ArgumentType.STRING_WITHOUT_DEFAULT, defaultValue: undefined });
+  }
+  return t.setAction(async () => ({ default: await load() })).build();
+}
+const market = () => import("./market.ts");
+const gov = () => import("./governance.ts");
+const ID: Option = ["id", "VM id (required)"];
+const SENDER: Option = ["from", FROM];
+
+/** Marketplace and governance tasks (issue 3). */
+const marketTasks = [
+  simpleTask("order:open", "Open an order: publish the manifest, escrow a deposit; providers in --regions bid until the window closes", [
+    ["manifest", "Manifest JSON file (required)"],
+    ["maxPrice", "Highest price accepted, NCC wei per second (required)"],
+    ["regions", "Allowed regions, comma-separated (default: any)"],
+    ["deposit", "NCC to escrow (default 100)"],
+    ["ipfs", "IPFS (Kubo RPC) URL (default: $NOVACRON_IPFS_URL or http://127.0.0.1:5001)"],
+    SENDER,
+  ], async () => (await market()).orderOpen),
+  simpleTask("order:bid", "Bid on an open order as a provider's operator", [ID, ["price", "NCC wei per second (required)"], SENDER], async () => (await market()).orderBid),
+  simpleTask("order:award", "After the bid window: lease the order to the lowest valid bid (anyone)", [ID, SENDER], async () => (await market()).orderAward),
+  simpleTask("order:accept", "Owner: lease the order to bid --index now", [ID, ["index", "Bid index (default 0)"], SENDER], async () => (await market()).orderAccept),
+  simpleTask("order:cancel", "Owner: cancel an order that was not awarded, for a full refund", [ID, SENDER], async () => (await market()).orderCancel),
+  simpleTask("vm:topup", "Owner: add to a VM's deposit (revives a Suspended VM within its grace period)", [ID, ["amount", "NCC to add (required)"], SENDER], async () => (await market()).vmTopUp),
+  simpleTask("vm:migrate", "Owner: move a VM to --provider (or to a new open order); the old one closes when the new one runs", [
+    ID,
+    ["provider", "Target provider (default: an open order)"],
+    ["regions", "Open order: allowed regions"],
+    ["maxPrice", "Open order: highest price, wei per second"],
+    ["deposit", "NCC for the new lease (default 100)"],
+    SENDER,
+  ], async () => (await market()).vmMigrate),
+  simpleTask("vm:expire", "Anyone: expire a VM whose provider missed the provisioning deadline (refund + slash)", [ID, SENDER], async () => (await market()).vmExpire),
+  simpleTask("vm:close", "Anyone: close a Suspended VM after its grace period, or a reclaimed VM after its notice", [ID, SENDER], async () => (await market()).vmClose),
+  simpleTask("provider:exit", "Operator: announce reclaiming a lease; billing stops after the exit notice", [ID, SENDER], async () => (await market()).providerExit),
+  simpleTask("provider:stake", "Provider owner: add stake", [["amount", "NCC (required)"], SENDER], async () => (await market()).providerStake),
+  simpleTask("provider:unstake", "Provider owner: start thawing stake (slashable until withdrawn)", [["amount", "NCC (required)"], SENDER], async () => (await market()).providerUnstake),
+  simpleTask("provider:withdraw-stake", "Provider owner: withdraw thawed stake", [SENDER], async () => (await market()).providerWithdrawStake),
+  simpleTask("fees:withdraw", "Anyone: send accrued platform fees to the treasury (the timelock)", [SENDER], async () => (await market()).feesWithdraw),
+  simpleTask("gov:delegate", "Delegate CreditToken votes (to yourself by default); needed before voting", [["to", "Delegatee (default: the sender)"], SENDER], async () => (await gov()).govDelegate),
+  simpleTask("gov:propose", "Propose new marketplace parameters through the Governor", [
+    ["contract", '"vm" (fee, windows, treasury) or "provider" (minimumStake, thawPeriod, slashBps) (required)'],
+    ["set", "key=value pairs, comma-separated, e.g. feeBps=200,gracePeriod=7200 (required)"],
+    ["description", "Proposal description"],
+    SENDER,
+  ], async () => (await gov()).govPropose),
+  simpleTask("gov:vote", "Vote on a proposal", [["id", "Proposal id (required)"], ["support", "for | against | abstain (default for)"], SENDER], async () => (await gov()).govVote),
+  simpleTask("gov:queue", "Queue a succeeded proposal in the timelock", [["id", "Proposal id (required)"], SENDER], async () => (await gov()).govQueue),
+  simpleTask("gov:execute", "Execute a queued proposal after the timelock delay", [["id", "Proposal id (required)"], SENDER], async () => (await gov()).govExecute),
+];
+
 export const novaCronTasks = [
+  ...marketTasks,
   task("vm:request", "Request a VM: validate a manifest, publish it to IPFS, escrow a deposit (one tx with an EIP-2612 permit)")
     .addOption({
       name: "manifest",

@@ -3,6 +3,12 @@ import { network } from "hardhat";
 import NovaCronModule from "../../ignition/modules/NovaCron.ts";
 import type { CreditToken, NovaCronGovernor, NovaCronTimelock, ProviderRegistry, VmRegistry } from "../../types/ethers-contracts/index.ts";
 
+/** An ethers `Result` (struct output) as a plain object keyed by field name. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function plain(r: unknown): any {
+  return (r as { toObject(): Record<string, unknown> }).toObject();
+}
+
 const { ethers, ignition, networkHelpers } = await network.create();
 const { mine, time } = networkHelpers;
 
@@ -32,7 +38,7 @@ describe("Governance (Ignition module: Governor + TimelockController over Credit
     expect(await d.timelock.hasRole(await d.timelock.CANCELLER_ROLE(), await d.governor.getAddress())).to.equal(true);
     expect(await d.timelock.hasRole(await d.timelock.DEFAULT_ADMIN_ROLE(), deployer!.address)).to.equal(false);
     expect(await d.timelock.hasRole(await d.timelock.EXECUTOR_ROLE(), ethers.ZeroAddress)).to.equal(true);
-    await expect(d.vms.setParameters({ ...(await d.vms.parameters()).toObject(), feeBps: 0n }))
+    await expect(d.vms.setParameters({ ...plain(await d.vms.parameters()), feeBps: 0n }))
       .to.be.revertedWithCustomError(d.vms, "VmRegistryNotGovernance")
       .withArgs(deployer!.address);
   });
@@ -43,7 +49,7 @@ describe("Governance (Ignition module: Governor + TimelockController over Credit
     await d.token.delegate(deployer!.address);
     await mine(1);
 
-    const current = (await d.vms.parameters()).toObject();
+    const current = plain(await d.vms.parameters());
     const next = { ...current, feeBps: 300n };
     const targets = [await d.vms.getAddress(), await d.providers.getAddress()];
     const calldatas = [
@@ -75,7 +81,7 @@ describe("Governance (Ignition module: Governor + TimelockController over Credit
     const [deployer] = await ethers.getSigners();
     await d.token.delegate(deployer!.address);
     await mine(1);
-    const next = { ...(await d.vms.parameters()).toObject(), feeBps: 5_000n };
+    const next = { ...plain(await d.vms.parameters()), feeBps: 5_000n };
     const targets = [await d.vms.getAddress()];
     const calldatas = [d.vms.interface.encodeFunctionData("setParameters", [next])];
     const descriptionHash = ethers.id("Fee 50%");

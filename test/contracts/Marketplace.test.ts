@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { network } from "hardhat";
 import type { ContractTransactionResponse, Signer } from "ethers";
-import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/types";
+import type { ProviderRegistry } from "../../types/ethers-contracts/index.ts";
 import {
   BID_WINDOW,
   CAPACITY,
@@ -156,11 +156,11 @@ describe("Marketplace", function () {
         f.providers,
         "ProviderRegistryCannotBind",
       );
-      const fresh = await ethers.deployContract("ProviderRegistry", [
+      const fresh = (await ethers.deployContract("ProviderRegistry", [
         await f.token.getAddress(),
         f.deployer.address,
         { minimumStake: MIN_STAKE, thawPeriod: THAW_PERIOD, slashBps: SLASH_BPS },
-      ]);
+      ])) as unknown as ProviderRegistry;
       await expect(fresh.bindVmRegistry(await f.vms.getAddress())).to.be.revertedWithCustomError(fresh, "ProviderRegistryCannotBind");
       const vms2 = await ethers.deployContract("VmRegistry", [
         await f.token.getAddress(),

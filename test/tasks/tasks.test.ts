@@ -58,7 +58,7 @@ let abis: Abi[];
 
 before(async () => {
   abis = await novaCronAbis(hre);
-  assert.equal(abis.length, 3, "compile the contracts first (npx hardhat compile)");
+  assert.equal(abis.length, 5, "compile the contracts first (npx hardhat compile)");
 });
 
 describe("scripts/lib/format", () => {
@@ -172,7 +172,13 @@ describe("scripts/lib/deployment, manifest, ipfs, accounts", () => {
     const a = "0x5fbdb2315678afecb367f032d93f642f64180aa3";
     await writeFile(
       path.join(chainDir, "deployed_addresses.json"),
-      JSON.stringify({ "NovaCron#CreditToken": a, "NovaCron#ProviderRegistry": a, "NovaCron#VmRegistry": a }),
+      JSON.stringify({
+        "NovaCron#CreditToken": a,
+        "NovaCron#ProviderRegistry": a,
+        "NovaCron#VmRegistry": a,
+        "NovaCron#NovaCronGovernor": a,
+        "NovaCron#NovaCronTimelock": a,
+      }),
     );
     const addresses = await readDeployedAddresses(dir, 1n);
     assert.equal(addresses.vmRegistry, "0x5FbDB2315678afecb367f032d93F642f64180aa3");
@@ -412,6 +418,69 @@ describe("tasks against a JSON-RPC node and an IPFS node", function () {
     assert.equal(ok(nothing).amount, 0n);
     assert.match(nothing.out, /Nothing to withdraw/);
     assert.match(failed(await run("provider:withdraw", { settle: "1,x" })).message, /--settle takes VM ids/);
+  });
+
+  it("marketplace tasks: order:open, order:bid, order:award, vm:topup, provider:exit, vm:close, order:cancel, vm:migrate", async () => {
+    type R = { txHash: string; vmId?: bigint; events: { name: string; args: Record<string, unknown> }[] };
+    const names = (r: R) => r.events.map((e) => e.name);
+    const order = ok(await run<R>("order:open", { manifest: HELLO, ipfs: ipfs.url, maxPrice: "2000000000000000", regions: "local-dev-1", deposit: "10" }));
+    assert.deepEqual(names(order), ["VmOrderOpened", "VmStateChanged"]);
+    const id = String(order.vmId);
+    const bid = ok(await run<R>("order:bid", { id, price: "1000000000000000" }));
+    assert.deepEqual(names(bid), ["VmBidPlaced"]);
+    const early = failed(await run("order:award", { id }));
+    assert.equal(early.contractError?.name, "VmRegistryBiddingOpen");
+    await advance(301);
+    const awarded = ok(await run<R>("order:award", { id, from: "5" }));
+    assert.deepEqual(names(awarded), ["VmAwarded", "VmStateChanged"]);
+    await operator(order.vmId!, "reportProvisioning", "reportRunning");
+    assert.deepEqual(names(ok(await run<R>("vm:topup", { id, amount: "1" }))), ["VmSettled", "VmToppedUp"]);
+    assert.deepEqual(names(ok(await run<R>("provider:exit", { id }))), ["VmSettled", "VmReclaimAnnounced"]);
+    assert.equal(failed(await run("vm:close", { id })).contractError?.name, "VmRegistryNotClosable");
+    await advance(86_401);
+    // The deposit ran out before the notice ended: the close settles and terminates, nothing is left to refund.
+    assert.ok(names(ok(await run<R>("vm:close", { id }))).includes("VmStateChanged"));
+
+    const second = ok(await run<R>("order:open", { manifest: HELLO, ipfs: ipfs.url, maxPrice: "2000000000000000", deposit: "1" }));
+    ok(await run<R>("order:bid", { id: String(second.vmId), price: "1000000000000000" }));
+    const accepted = ok(await run<R>("order:accept", { id: String(second.vmId), index: "0" }));
+    assert.deepEqual(names(accepted), ["VmAwarded", "VmStateChanged"]);
+    const migrated = ok(await run<R>("vm:migrate", { id: String(second.vmId), provider: "1", deposit: "1" }));
+    assert.ok(names(migrated).includes("VmMigrationRequested"));
+    await advance(3_601);
+    const expired = ok(await run<R>("vm:expire", { id: String(second.vmId) }));
+    assert.ok(names(expired).includes("VmExpired"));
+    const third = ok(await run<R>("order:open", { manifest: HELLO, ipfs: ipfs.url, maxPrice: "1", deposit: "1" }));
+    assert.ok(names(ok(await run<R>("order:cancel", { id: String(third.vmId) }))).includes("VmRefunded"));
+    assert.ok(names(ok(await run<R>("fees:withdraw", {}))).includes("FeesWithdrawn"));
+  });
+
+  it("stake tasks and governance tasks: stake, unstake, withdraw-stake; delegate, propose, vote, queue, execute", async () => {
+    type R = { txHash: string; events: { name: string }[] };
+    // The demo provider was slashed by the expiry above; bring its stake back above the minimum.
+    const signers = await connection.ethers.getSigners();
+    const { creditToken } = await getContracts(connection.ethers, addresses, signers[0]);
+    await (await creditToken.transfer(signers[1]!.address, 200n * TOKEN)).wait();
+    assert.deepEqual(ok(await run<R>("provider:stake", { amount: "150" })).events.map((e) => e.name), ["ProviderStakeAdded"]);
+    assert.deepEqual(ok(await run<R>("provider:unstake", { amount: "1" })).events.map((e) => e.name), ["ProviderUnstakeRequested"]);
+    assert.equal(failed(await run("provider:withdraw-stake", {})).contractError?.name, "ProviderRegistryStillThawing");
+    await advance(7 * 86_400 + 1);
+    assert.deepEqual(ok(await run<R>("provider:withdraw-stake", {})).events.map((e) => e.name), ["ProviderStakeWithdrawn"]);
+
+    type P = { proposalId: bigint; state: string };
+    ok(await run("gov:delegate", {}));
+    const proposed = ok(await run<P>("gov:propose", { contract: "vm", set: "feeBps=150", description: "fee 1.5%" }));
+    assert.equal(proposed.state, "Pending");
+    await connection.provider.request({ method: "evm_mine", params: [] });
+    await connection.provider.request({ method: "evm_mine", params: [] });
+    assert.equal(ok(await run<P>("gov:vote", { id: String(proposed.proposalId), support: "for" })).state, "Active");
+    for (let i = 0; i < 51; i++) await connection.provider.request({ method: "evm_mine", params: [] });
+    assert.equal(ok(await run<P>("gov:queue", { id: String(proposed.proposalId) })).state, "Queued");
+    await advance(3_601);
+    assert.equal(ok(await run<P>("gov:execute", { id: String(proposed.proposalId) })).state, "Executed");
+    const { vmRegistry } = await getContracts(connection.ethers, addresses);
+    assert.equal((await vmRegistry.parameters()).feeBps, 150n);
+    assert.match(failed(await run("gov:propose", { contract: "x", set: "a=1" })).message, /--contract must be/);
   });
 
   it("provider:register approves, registers and refuses a taken operator before spending gas", async () => {
