@@ -95,8 +95,9 @@ describe("provider daemon", () => {
     const ended = await stack.vm(vmId);
     assert.equal(ended.state, "Terminated");
     assert.ok(ended.paid > 0n, "the provider earned something while the VM ran");
-    assert.equal(ended.refunded + ended.paid, deposit, "deposit = refunded + paid");
-    assert.equal(await stack.tokenBalance(stack.tenant), tenantBefore - ended.paid, "the tenant paid exactly what the provider earned");
+    assert.equal(ended.refunded + ended.paid + ended.fee, deposit, "deposit = refunded + paid + fee");
+    assert.equal(ended.fee, ((ended.paid + ended.fee) * 100n) / 10_000n, "the deployment's 1% platform fee");
+    assert.equal(await stack.tokenBalance(stack.tenant), tenantBefore - ended.paid - ended.fee, "the tenant paid exactly what the provider earned plus the fee");
 
     const providerBefore = await stack.tokenBalance(stack.deployment.accounts.providerOwner);
     await stack.providerWithdraw();

@@ -34,6 +34,8 @@ export interface VmStatus {
   balance: bigint;
   paid: bigint;
   refunded: bigint;
+  /** Platform fee taken from the billing (deposit = balance + paid + fee + refunded). */
+  fee: bigint;
   lastSettledAt: bigint;
   failureReason: number;
   failureReasonName: string | undefined;
@@ -64,6 +66,7 @@ export default async function vmStatus(args: VmStatusArgs, hre: HardhatRuntimeEn
       balance: vm.balance,
       paid: vm.paid,
       refunded: vm.refunded,
+      fee: vm.fee,
       lastSettledAt: vm.lastSettledAt,
       failureReason,
       failureReasonName: failureReason !== 0 ? failureReasonName(failureReason) : undefined,
@@ -84,6 +87,7 @@ export default async function vmStatus(args: VmStatusArgs, hre: HardhatRuntimeEn
         ["deposit", formatTokens(status.deposit)],
         ["balance left", `${formatTokens(status.balance)}${runway !== undefined ? ` (runs out in ${runway})` : ""}`],
         ["paid (cost so far)", formatTokens(status.paid)],
+        ["platform fee", formatTokens(status.fee)],
         ["refunded", formatTokens(status.refunded)],
         ["last settled", status.lastSettledAt === 0n ? "never (billing starts when the VM runs)" : new Date(Number(status.lastSettledAt) * 1000).toISOString()],
         ["failure reason", failureReason === 0 ? "none" : `${failureReason} (${status.failureReasonName})`],

@@ -31,8 +31,11 @@ export type ChainVm = {
   pricePerSecond: bigint;
   deposit: bigint;
   balance: bigint;
+  /** Paid to the provider (after the platform fee). */
   paid: bigint;
   refunded: bigint;
+  /** Platform fee taken from the billing: deposit = balance + paid + fee + refunded. */
+  fee: bigint;
   failureReason: number;
 };
 
@@ -67,6 +70,7 @@ export async function readVm(client: PublicClient, vmRegistry: Address, vmId: bi
     balance: vm.balance,
     paid: vm.paid,
     refunded: vm.refunded,
+    fee: vm.fee,
     failureReason: vm.failureReason,
   };
 }

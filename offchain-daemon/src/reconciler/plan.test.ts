@@ -18,6 +18,7 @@ function vm(state: VmStateName, balance = 10n): ChainVm {
     balance,
     paid: 0n,
     refunded: 0n,
+    fee: 0n,
     failureReason: 0,
   };
 }
