@@ -9,6 +9,7 @@ import pino from "pino";
 import { parseUnits } from "viem";
 import { loadConfig } from "./config.ts";
 import { FailureReason } from "./failure-reasons.ts";
+import { createProcessDriver } from "./drivers/process.ts";
 import { startService, type Service } from "./service.ts";
 import { startTestStack, type TestStack } from "./testing/stack.ts";
 import { sleep } from "../../scripts/stack/processes.ts";
@@ -44,11 +45,12 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 describe("provider daemon", () => {
   let stack: TestStack;
   let service: Service;
+  let daemonDir: string;
   const deposit = parseUnits("100", 18);
 
   before(async () => {
     stack = await startTestStack("service");
-    const daemonDir = join(stack.dir, "daemon");
+    daemonDir = join(stack.dir, "daemon");
     mkdirSync(daemonDir);
     const config = loadConfig(stack.writeDaemonConfig(daemonDir), {});
     service = await startService(config, pino({ level: "warn" }));
@@ -56,6 +58,9 @@ describe("provider daemon", () => {
 
   after(async () => {
     await service?.stop();
+    // Workloads outlive the daemon by design; the test owns them, so it ends them.
+    const driver = createProcessDriver({ rootDir: join(daemonDir, "vms"), allowedCommands: {}, stopTimeoutMs: 2000, logger: pino({ level: "silent" }) });
+    for (const vmId of await driver.list()) await driver.destroy(vmId);
     await stack?.stop();
   });
 
