@@ -10,7 +10,7 @@ import { promisify } from "node:util";
 import { parseUnits } from "viem";
 import { spawnChild, sleep, stopGroup, type StackChild } from "../../scripts/stack/processes.ts";
 import { startTestStack, type TestStack } from "./testing/stack.ts";
-import { createProcessDriver } from "./drivers/process.ts";
+import { destroyAllWorkloads } from "./drivers/process.ts";
 import pino from "pino";
 
 const BIN = new URL("../bin/novacron-daemon.js", import.meta.url).pathname;
@@ -91,8 +91,7 @@ describe("daemon killed between request and Running", () => {
   after(async () => {
     if (daemon) await stopGroup(daemon.pid);
     // Workloads outlive the daemon by design; the test owns them, so it ends them.
-    const driver = createProcessDriver({ rootDir: join(daemonDir, "vms"), allowedCommands: {}, stopTimeoutMs: 2000, logger: pino({ level: "silent" }) });
-    for (const vmId of await driver.list()) await driver.destroy(vmId);
+    if (daemonDir) await destroyAllWorkloads(join(daemonDir, "vms"), pino({ level: "silent" }));
     await stack?.stop();
   });
 

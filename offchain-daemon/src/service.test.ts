@@ -9,7 +9,7 @@ import pino from "pino";
 import { parseUnits } from "viem";
 import { loadConfig } from "./config.ts";
 import { FailureReason } from "./failure-reasons.ts";
-import { createProcessDriver } from "./drivers/process.ts";
+import { destroyAllWorkloads } from "./drivers/process.ts";
 import { startService, type Service } from "./service.ts";
 import { startTestStack, type TestStack } from "./testing/stack.ts";
 import { sleep } from "../../scripts/stack/processes.ts";
@@ -59,8 +59,7 @@ describe("provider daemon", () => {
   after(async () => {
     await service?.stop();
     // Workloads outlive the daemon by design; the test owns them, so it ends them.
-    const driver = createProcessDriver({ rootDir: join(daemonDir, "vms"), allowedCommands: {}, stopTimeoutMs: 2000, logger: pino({ level: "silent" }) });
-    for (const vmId of await driver.list()) await driver.destroy(vmId);
+    if (daemonDir) await destroyAllWorkloads(join(daemonDir, "vms"), pino({ level: "silent" }));
     await stack?.stop();
   });
 
