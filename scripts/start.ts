@@ -64,6 +64,9 @@ function track(child: StackChild): StackChild {
 }
 
 async function main(): Promise<void> {
+  // Ctrl-C also ends whatever reads our output (a pipe, `tee`); a failed write must not cut the shutdown short.
+  process.stdout.on("error", () => undefined);
+  process.stderr.on("error", () => undefined);
   process.on("SIGINT", () => void shutDown(0));
   process.on("SIGTERM", () => void shutDown(0));
 
