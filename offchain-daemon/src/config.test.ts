@@ -279,7 +279,7 @@ describe("loadConfig: bad input", () => {
     );
     assert.equal(
       configError(() => loadConfig(writeConfig(withField("manifest.maxBytes", 2 * 1024 * 1024)), {})),
-      "config error: manifest.maxBytes: expected an integer from 1 to 1048576, got 2097152",
+      "config error: manifest.maxBytes: expected an integer from 1 to 262144, got 2097152",
     );
     assert.equal(
       configError(() => loadConfig(writeConfig(withField("startBlock", -1)), {})),

@@ -3,6 +3,7 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 import { isAddress, getAddress } from "viem";
 import type { Address, Hex } from "viem";
 import { z } from "zod";
+import { RAW_BLOCK_MAX_BYTES } from "./ipfs/block.ts";
 import { logLevels } from "./log.ts";
 import type { LogLevel } from "./log.ts";
 
@@ -30,7 +31,7 @@ export interface Config {
   /** Embedded IPFS node (default, blocks in `<dataDir>/ipfs`) or a Kubo node's RPC API. */
   ipfs: { mode: "embedded"; directory: string } | { mode: "kubo"; url: string };
   manifest: {
-    /** Largest manifest the daemon fetches. Default 65536, at most 1 MiB. */
+    /** Largest manifest the daemon fetches. Default 65536, at most 256 KiB (one raw IPFS block). */
     maxBytes: number;
     /** Time allowed to fetch one manifest. Default 10000. */
     fetchTimeoutMs: number;
@@ -214,7 +215,7 @@ const schema = section(
     logChunkBlocks: int(1, 100_000).default(2000),
     ipfs: ipfs.default({ mode: "embedded" }),
     manifest: section(
-      { maxBytes: int(1, 1024 * 1024).default(65_536), fetchTimeoutMs: int(100, 300_000).default(10_000) },
+      { maxBytes: int(1, RAW_BLOCK_MAX_BYTES).default(65_536), fetchTimeoutMs: int(100, 300_000).default(10_000) },
       "an object with maxBytes and fetchTimeoutMs",
     ).default({}),
     driver: section(
