@@ -80,6 +80,7 @@ describe("loadConfig: valid input", () => {
       type: "process",
       allowedCommands: { node: process.execPath, sh: "/bin/sh" },
       stopTimeoutMs: 5000,
+      readyTimeoutMs: 30000,
     });
     assert.deepEqual(config.api, { host: "127.0.0.1", port: 9464 });
     assert.equal(config.logLevel, "info");

@@ -45,6 +45,11 @@ export interface Config {
     allowedCommands: Record<string, string>;
     /** Grace period between SIGTERM and SIGKILL. Default 5000. */
     stopTimeoutMs: number;
+    /**
+     * How long a workload that declares a port has to accept connections on it
+     * before it is reported Failed; Running on-chain means serving. Default 30000.
+     */
+    readyTimeoutMs: number;
   };
   /** HTTP API for /healthz, /metrics and /vms. Default 127.0.0.1:9464. */
   api: { host: string; port: number };
@@ -223,8 +228,9 @@ const schema = section(
         type: z.literal("process", { errorMap: () => ({ message: 'expected "process" (the only driver in this version)' }) }).default("process"),
         allowedCommands,
         stopTimeoutMs: int(0, 300_000).default(5000),
+        readyTimeoutMs: int(0, 600_000).default(30_000),
       },
-      "an object with type, allowedCommands and stopTimeoutMs",
+      "an object with type, allowedCommands, stopTimeoutMs and readyTimeoutMs",
     ).default({}),
     api: section(
       { host: z.string(expecting("a host name or IP address")).min(1, "expected a host name or IP address").default("127.0.0.1"), port: int(0, 65_535).default(9464) },

@@ -117,6 +117,11 @@ describe("provider daemon", () => {
       { name: "not valid against the schema", digest: await stack.publish({ ...hello, version: 7 }), reason: FailureReason.ManifestInvalid },
       { name: "resources differ from the escrow", digest: await stack.publish({ ...hello, resources: { ...hello.resources, vcpu: 2 } }), reason: FailureReason.ManifestResourceMismatch },
       { name: "command not allowed", digest: await stack.publish({ ...hello, workload: { ...hello.workload, command: "python3" } }), reason: FailureReason.WorkloadStartFailed },
+      {
+        name: "never listens on its declared port",
+        digest: await stack.publish({ ...hello, workload: { ...hello.workload, args: ["-e", "setInterval(() => {}, 1000)"] } }),
+        reason: FailureReason.WorkloadStartFailed,
+      },
     ];
     const bad = [];
     for (const c of cases) bad.push({ ...c, vmId: await stack.requestVm(c.digest, hello.resources, deposit) });

@@ -86,6 +86,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       content,
       sender,
       manifest: config.manifest,
+      readyTimeoutMs: config.driver.readyTimeoutMs,
       logger: logger.child({ module: "reconciler" }),
       onReconciled: (result, seconds) => {
         metrics.reconcileTotal.inc({ result });
