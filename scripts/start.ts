@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import pino from "pino";
-import { createProcessDriver } from "../offchain-daemon/src/drivers/process.ts";
+import { destroyAllWorkloads } from "../offchain-daemon/src/drivers/process.ts";
 import { deployLocal, PROJECT_ROOT, startHardhatNode } from "./stack/hardhat.ts";
 import { portInUse, spawnChild, stopGroup, waitUntil, type StackChild } from "./stack/processes.ts";
 
@@ -20,14 +20,7 @@ const pidsFile = join(dataDir, "stack-pids.json");
 const vmsDir = join(dataDir, "daemon", "vms");
 const quiet = pino({ level: "silent" });
 
-async function destroyWorkloads(): Promise<number> {
-  if (!existsSync(vmsDir)) return 0;
-  const driver = createProcessDriver({ rootDir: vmsDir, allowedCommands: {}, stopTimeoutMs: 3000, logger: quiet });
-  const vmIds = await driver.list();
-  for (const vmId of vmIds) await driver.destroy(vmId);
-  await driver.close();
-  return vmIds.length;
-}
+const destroyWorkloads = async () => (existsSync(vmsDir) ? destroyAllWorkloads(vmsDir, quiet) : 0);
 
 /** A previous start that was killed (not Ctrl-C'd) leaves children and workloads behind: end them first. */
 async function cleanUpPreviousRun(): Promise<void> {
@@ -71,6 +64,9 @@ function track(child: StackChild): StackChild {
 }
 
 async function main(): Promise<void> {
+  // Ctrl-C also ends whatever reads our output (a pipe, `tee`); a failed write must not cut the shutdown short.
+  process.stdout.on("error", () => undefined);
+  process.stderr.on("error", () => undefined);
   process.on("SIGINT", () => void shutDown(0));
   process.on("SIGTERM", () => void shutDown(0));
 

@@ -80,6 +80,7 @@ describe("loadConfig: valid input", () => {
       type: "process",
       allowedCommands: { node: process.execPath, sh: "/bin/sh" },
       stopTimeoutMs: 5000,
+      readyTimeoutMs: 30000,
     });
     assert.deepEqual(config.api, { host: "127.0.0.1", port: 9464 });
     assert.equal(config.logLevel, "info");
@@ -279,7 +280,7 @@ describe("loadConfig: bad input", () => {
     );
     assert.equal(
       configError(() => loadConfig(writeConfig(withField("manifest.maxBytes", 2 * 1024 * 1024)), {})),
-      "config error: manifest.maxBytes: expected an integer from 1 to 1048576, got 2097152",
+      "config error: manifest.maxBytes: expected an integer from 1 to 262144, got 2097152",
     );
     assert.equal(
       configError(() => loadConfig(writeConfig(withField("startBlock", -1)), {})),

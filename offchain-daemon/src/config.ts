@@ -3,6 +3,7 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 import { isAddress, getAddress } from "viem";
 import type { Address, Hex } from "viem";
 import { z } from "zod";
+import { RAW_BLOCK_MAX_BYTES } from "./ipfs/block.ts";
 import { logLevels } from "./log.ts";
 import type { LogLevel } from "./log.ts";
 
@@ -30,7 +31,7 @@ export interface Config {
   /** Embedded IPFS node (default, blocks in `<dataDir>/ipfs`) or a Kubo node's RPC API. */
   ipfs: { mode: "embedded"; directory: string } | { mode: "kubo"; url: string };
   manifest: {
-    /** Largest manifest the daemon fetches. Default 65536, at most 1 MiB. */
+    /** Largest manifest the daemon fetches. Default 65536, at most 256 KiB (one raw IPFS block). */
     maxBytes: number;
     /** Time allowed to fetch one manifest. Default 10000. */
     fetchTimeoutMs: number;
@@ -44,6 +45,11 @@ export interface Config {
     allowedCommands: Record<string, string>;
     /** Grace period between SIGTERM and SIGKILL. Default 5000. */
     stopTimeoutMs: number;
+    /**
+     * How long a workload that declares a port has to accept connections on it
+     * before it is reported Failed; Running on-chain means serving. Default 30000.
+     */
+    readyTimeoutMs: number;
   };
   /** HTTP API for /healthz, /metrics and /vms. Default 127.0.0.1:9464. */
   api: { host: string; port: number };
@@ -214,7 +220,7 @@ const schema = section(
     logChunkBlocks: int(1, 100_000).default(2000),
     ipfs: ipfs.default({ mode: "embedded" }),
     manifest: section(
-      { maxBytes: int(1, 1024 * 1024).default(65_536), fetchTimeoutMs: int(100, 300_000).default(10_000) },
+      { maxBytes: int(1, RAW_BLOCK_MAX_BYTES).default(65_536), fetchTimeoutMs: int(100, 300_000).default(10_000) },
       "an object with maxBytes and fetchTimeoutMs",
     ).default({}),
     driver: section(
@@ -222,8 +228,9 @@ const schema = section(
         type: z.literal("process", { errorMap: () => ({ message: 'expected "process" (the only driver in this version)' }) }).default("process"),
         allowedCommands,
         stopTimeoutMs: int(0, 300_000).default(5000),
+        readyTimeoutMs: int(0, 600_000).default(30_000),
       },
-      "an object with type, allowedCommands and stopTimeoutMs",
+      "an object with type, allowedCommands, stopTimeoutMs and readyTimeoutMs",
     ).default({}),
     api: section(
       { host: z.string(expecting("a host name or IP address")).min(1, "expected a host name or IP address").default("127.0.0.1"), port: int(0, 65_535).default(9464) },

@@ -17,10 +17,8 @@ export const FailureReason = {
   ManifestResourceMismatch: 5,
   /** The driver could not create or start the workload. */
   WorkloadStartFailed: 6,
-  /** The manifest asks for a workload type this provider's driver does not run. */
-  WorkloadUnsupported: 7,
-  /** The workload kept exiting on its own while the VM was Running. */
-  WorkloadExited: 8,
+  /** The workload kept exiting on its own (three restarts) instead of running. */
+  WorkloadExited: 7,
 } as const;
 
 export type FailureReasonCode = (typeof FailureReason)[keyof typeof FailureReason];

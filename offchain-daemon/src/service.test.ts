@@ -9,6 +9,7 @@ import pino from "pino";
 import { parseUnits } from "viem";
 import { loadConfig } from "./config.ts";
 import { FailureReason } from "./failure-reasons.ts";
+import { destroyAllWorkloads } from "./drivers/process.ts";
 import { startService, type Service } from "./service.ts";
 import { startTestStack, type TestStack } from "./testing/stack.ts";
 import { sleep } from "../../scripts/stack/processes.ts";
@@ -44,11 +45,12 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 describe("provider daemon", () => {
   let stack: TestStack;
   let service: Service;
+  let daemonDir: string;
   const deposit = parseUnits("100", 18);
 
   before(async () => {
     stack = await startTestStack("service");
-    const daemonDir = join(stack.dir, "daemon");
+    daemonDir = join(stack.dir, "daemon");
     mkdirSync(daemonDir);
     const config = loadConfig(stack.writeDaemonConfig(daemonDir), {});
     service = await startService(config, pino({ level: "warn" }));
@@ -56,6 +58,8 @@ describe("provider daemon", () => {
 
   after(async () => {
     await service?.stop();
+    // Workloads outlive the daemon by design; the test owns them, so it ends them.
+    if (daemonDir) await destroyAllWorkloads(join(daemonDir, "vms"), pino({ level: "silent" }));
     await stack?.stop();
   });
 
@@ -114,6 +118,11 @@ describe("provider daemon", () => {
       { name: "not valid against the schema", digest: await stack.publish({ ...hello, version: 7 }), reason: FailureReason.ManifestInvalid },
       { name: "resources differ from the escrow", digest: await stack.publish({ ...hello, resources: { ...hello.resources, vcpu: 2 } }), reason: FailureReason.ManifestResourceMismatch },
       { name: "command not allowed", digest: await stack.publish({ ...hello, workload: { ...hello.workload, command: "python3" } }), reason: FailureReason.WorkloadStartFailed },
+      {
+        name: "never listens on its declared port",
+        digest: await stack.publish({ ...hello, workload: { ...hello.workload, args: ["-e", "setInterval(() => {}, 1000)"] } }),
+        reason: FailureReason.WorkloadStartFailed,
+      },
     ];
     const bad = [];
     for (const c of cases) bad.push({ ...c, vmId: await stack.requestVm(c.digest, hello.resources, deposit) });

@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { setTimeout } from "node:timers/promises";
 import type { Logger } from "pino";
 import { createPublicClient, http } from "viem";
 import { getChainId } from "viem/actions";
@@ -85,6 +86,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       content,
       sender,
       manifest: config.manifest,
+      readyTimeoutMs: config.driver.readyTimeoutMs,
       logger: logger.child({ module: "reconciler" }),
       onReconciled: (result, seconds) => {
         metrics.reconcileTotal.inc({ result });
@@ -132,11 +134,10 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     });
     closers.push(() => api.close());
 
-    let stopping = false;
+    const stopSignal = new AbortController();
     let polls = 0;
-    let timer: NodeJS.Timeout | undefined;
     const loop = (async () => {
-      while (!stopping) {
+      while (!stopSignal.signal.aborted) {
         try {
           await sync.syncOnce();
           if (++polls % RESYNC_EVERY_POLLS === 0) void reconciler.reconcileMany(store.listActiveVms());
@@ -144,12 +145,11 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
           // An RPC outage is expected weather: keep the last checkpoint and try again on the next tick.
           logger.warn({ msg: "chain sync failed; retrying", error: error instanceof Error ? error.message : String(error) });
         }
-        await new Promise<void>((resolve) => (timer = setTimeout(resolve, config.pollIntervalMs)));
+        await setTimeout(config.pollIntervalMs, undefined, { signal: stopSignal.signal }).catch(() => undefined);
       }
     })();
     closers.push(async () => {
-      stopping = true;
-      clearTimeout(timer);
+      stopSignal.abort();
       await loop;
     });
 

@@ -394,3 +394,16 @@ export function createProcessDriver(options: ProcessDriverOptions): Driver {
     },
   };
 }
+
+/**
+ * Stops and deletes every workload under `rootDir`. For whoever owns the
+ * workloads when no daemon will: `npm start` on Ctrl-C (its chain is about to
+ * vanish) and tests after they stop their daemon.
+ */
+export async function destroyAllWorkloads(rootDir: string, logger: Logger): Promise<number> {
+  const driver = createProcessDriver({ rootDir, allowedCommands: {}, stopTimeoutMs: 2000, logger });
+  const vmIds = await driver.list();
+  for (const vmId of vmIds) await driver.destroy(vmId);
+  await driver.close();
+  return vmIds.length;
+}

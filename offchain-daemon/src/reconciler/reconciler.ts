@@ -9,6 +9,7 @@ import { isTerminal, readVm, type ChainVm, type VmStateName } from "../chain/vm-
 import { fetchManifest, manifestCidFromDigest } from "../manifest/fetch.ts";
 import { FailureReason, failureReasonName } from "../failure-reasons.ts";
 import { planStep, type Step } from "./plan.ts";
+import { waitForListening } from "./readiness.ts";
 
 export type ReconcilerParameters = {
   client: PublicClient;
@@ -19,6 +20,8 @@ export type ReconcilerParameters = {
   content: ContentStore;
   sender: ReportSender;
   manifest: { maxBytes: number; fetchTimeoutMs: number };
+  /** How long a workload with a declared port has to listen before it is reported Failed. */
+  readyTimeoutMs: number;
   logger: Logger;
   onReconciled?: (result: "converged" | "error", durationSeconds: number) => void;
 };
@@ -47,12 +50,23 @@ export function createReconciler(parameters: ReconcilerParameters) {
   const restarts = new Map<bigint, number>();
   const observations = new Map<bigint, VmObservation>();
 
-  async function execute(vm: ChainVm, step: Step): Promise<void> {
+  async function execute(vm: ChainVm, step: Step, status: DriverStatus): Promise<void> {
     const log = logger.child({ vm_id: String(vm.vmId) });
     switch (step.kind) {
       case "none":
         return;
       case "report":
+        if (step.action === "reportRunning" && status.endpoint) {
+          const readiness = await waitForListening(status.endpoint, {
+            timeoutMs: parameters.readyTimeoutMs,
+            stillRunning: async () => (await driver.status(vm.vmId)).state === "running",
+          });
+          if (readiness === "gone") return; // the next step sees the exit and restarts or fails it
+          if (readiness === "timeout") {
+            const detail = `the workload did not accept connections on ${status.endpoint} within ${parameters.readyTimeoutMs} ms`;
+            return execute(vm, { kind: "fail", reason: FailureReason.WorkloadStartFailed, detail }, status);
+          }
+        }
         await sender.send(vm.vmId, step.action);
         return;
       case "fail":
@@ -62,12 +76,12 @@ export function createReconciler(parameters: ReconcilerParameters) {
       case "provision": {
         const cid = manifestCidFromDigest(vm.manifestDigest);
         const fetched = await fetchManifest(content, cid, { timeoutMs: parameters.manifest.fetchTimeoutMs, maxBytes: parameters.manifest.maxBytes });
-        if (!fetched.ok) return execute(vm, { kind: "fail", reason: fetched.reason, detail: fetched.detail });
+        if (!fetched.ok) return execute(vm, { kind: "fail", reason: fetched.reason, detail: fetched.detail }, status);
         const wanted = vm.resources;
         const got = fetched.manifest.resources;
         if (got.vcpu !== wanted.vcpu || got.memoryMiB !== wanted.memoryMiB || got.diskGiB !== wanted.diskGiB) {
           const detail = `manifest asks for ${JSON.stringify(got)} but ${JSON.stringify(wanted)} was escrowed`;
-          return execute(vm, { kind: "fail", reason: FailureReason.ManifestResourceMismatch, detail });
+          return execute(vm, { kind: "fail", reason: FailureReason.ManifestResourceMismatch, detail }, status);
         }
         log.info({ msg: "manifest verified", cid: cid.toString(), name: fetched.manifest.name });
         return runWorkload(vm, async () => {
@@ -104,7 +118,7 @@ export function createReconciler(parameters: ReconcilerParameters) {
       await action();
     } catch (error) {
       if (!(error instanceof DriverError)) throw error;
-      await execute(vm, { kind: "fail", reason: FailureReason.WorkloadStartFailed, detail: error.message });
+      await execute(vm, { kind: "fail", reason: FailureReason.WorkloadStartFailed, detail: error.message }, { state: "absent" });
     }
   }
 
@@ -131,7 +145,7 @@ export function createReconciler(parameters: ReconcilerParameters) {
         if (step.kind === "none") break;
         lastStep = step.kind;
         logger.debug({ msg: "step", vm_id: String(vmId), chain_state: vm.state, driver_state: status.state, step: step.kind });
-        await execute(vm, step);
+        await execute(vm, step, status);
         if (step.kind === "forget") return;
       }
       observations.set(vmId, { vmId, chainState: vm!.state, driver: status, lastStep, updatedAt: new Date().toISOString() });

@@ -151,6 +151,7 @@ export function daemonConfig(deployment: LocalDeployment, rpcUrl: string, ipfsUr
     pollIntervalMs: 200,
     ipfs: { mode: "kubo", url: ipfsUrl },
     manifest: { fetchTimeoutMs: 3000 },
+    driver: { readyTimeoutMs: 3000 },
     api: { host: "127.0.0.1", port: 0 },
     logLevel: "warn",
     ...overrides,
