@@ -48,6 +48,7 @@ contract VmRegistry is IVmRegistry {
         address provider;
         uint96 deposit;
         // slot 2: pricePerSecond (88) | balance (96) | stamp (32) | state (8) | failureReason (8) | aux (16) | flags (8)
+        // (`stamp` is a uint32 of seconds: good until the year 2106.)
         // `pricePerSecond` is the maximum price while Bidding. `stamp` is the bid window end while Bidding, the
         // provisioning deadline in Requested/Provisioning, the suspension time in Suspended and the last settled
         // second otherwise. `aux` is the number of bids while Bidding and the fee in basis points once leased.
@@ -153,7 +154,7 @@ contract VmRegistry is IVmRegistry {
     function topUp(uint256 vmId, uint256 amount) external {
         Vm storage vm = _ownedVm(vmId);
         if (amount == 0) revert VmRegistryZeroAmount();
-        _settle(vmId, vm);
+        _settle(vmId, vm, true);
         VmState state = vm.state;
         if (_isTerminal(state)) revert VmRegistryUnexpectedState(vmId, state);
         if (state == VmState.Suspended) {
@@ -177,7 +178,7 @@ contract VmRegistry is IVmRegistry {
         uint256 deposit
     ) external returns (uint256 newVmId) {
         Vm storage vm = _ownedVm(vmId);
-        _settle(vmId, vm);
+        _settle(vmId, vm, true);
         VmState state = vm.state;
         if (_isTerminal(state) || state == VmState.Bidding) revert VmRegistryUnexpectedState(vmId, state);
         newVmId = _vmCount + 1;
@@ -194,7 +195,7 @@ contract VmRegistry is IVmRegistry {
     /// @inheritdoc IVmRegistry
     function stopVm(uint256 vmId) external {
         Vm storage vm = _ownedVm(vmId);
-        _settle(vmId, vm);
+        _settle(vmId, vm, true);
         _expectState(vmId, vm, VmState.Running);
         _transition(vmId, vm, VmState.Stopped, 0);
     }
@@ -286,7 +287,7 @@ contract VmRegistry is IVmRegistry {
         VmState state = vm.state;
         if (_isTerminal(state)) revert VmRegistryUnexpectedState(vmId, state);
         if (vm.flags & FLAG_RECLAIMED != 0) revert VmRegistryAlreadyReclaimed(vmId, _reclaimAt[vmId]);
-        _settle(vmId, vm);
+        _settle(vmId, vm, true);
         uint32 reclaimAt = uint32(block.timestamp + _config.exitNotice);
         _reclaimAt[vmId] = reclaimAt;
         vm.flags |= FLAG_RECLAIMED;
@@ -357,7 +358,7 @@ contract VmRegistry is IVmRegistry {
     /// @inheritdoc IVmRegistry
     function closeVm(uint256 vmId) external {
         Vm storage vm = _existingVm(vmId);
-        _settle(vmId, vm);
+        _settle(vmId, vm, true);
         VmState state = vm.state;
         uint64 closableAt;
         if (state == VmState.Suspended) {
@@ -373,7 +374,7 @@ contract VmRegistry is IVmRegistry {
 
     /// @inheritdoc IVmRegistry
     function settle(uint256 vmId) external {
-        _settle(vmId, _existingVm(vmId));
+        _settle(vmId, _existingVm(vmId), true);
     }
 
     /// @inheritdoc IVmRegistry
@@ -616,7 +617,8 @@ contract VmRegistry is IVmRegistry {
     /// @dev Settles, refunds the rest, releases the provider's capacity and makes the VM terminal.
     /// Emits {VmSettled} (when billing was due), {VmStateChanged} and {VmRefunded} (when anything is left).
     function _close(uint256 vmId, Vm storage vm, VmState terminal, uint8 reason) private {
-        _settle(vmId, vm);
+        // No low-balance warning for a VM that is ending (and no read of the horizon).
+        _settle(vmId, vm, false);
         VmState from = vm.state;
         // A VM that never ran keeps no deadline: a terminal VM's stamp is the second it was last settled.
         if (from == VmState.Bidding || from == VmState.Requested || from == VmState.Provisioning) vm.stamp = 0;
@@ -632,8 +634,8 @@ contract VmRegistry is IVmRegistry {
 
     /// @dev Moves what a Running VM owes into its provider's earnings and the fees, suspending the VM when its
     /// deposit ran out. Emits {VmSettled} when anything moved, {VmStateChanged} on suspension and {VmLowBalance}
-    /// when the balance left lasts less than the warning horizon.
-    function _settle(uint256 vmId, Vm storage vm) private {
+    /// when `warn` and the balance left lasts less than the warning horizon.
+    function _settle(uint256 vmId, Vm storage vm, bool warn) private {
         if (vm.state != VmState.Running) return;
         (uint256 due, uint32 stamp, bool exhausted) = _billing(vmId, vm);
         vm.stamp = stamp;
@@ -657,6 +659,7 @@ contract VmRegistry is IVmRegistry {
             _transition(vmId, vm, VmState.Suspended, 0);
             return;
         }
+        if (!warn) return;
         uint256 price = vm.pricePerSecond;
         if (price != 0 && balanceLeft < price * _config.lowBalanceHorizon) {
             emit VmLowBalance(vmId, vm.owner, vm.provider, balanceLeft, balanceLeft / price);
