@@ -108,6 +108,39 @@ describe("provider daemon", () => {
     assert.equal(await stack.tokenBalance(stack.deployment.accounts.providerOwner), providerBefore + ended.paid);
   });
 
+  test("an open order awarded to this provider runs like a direct request; out of funds it is suspended, a top-up revives it", async () => {
+    const digest = await stack.publish(hello);
+    const price = parseUnits("0.001", 18); // what examples/hello.json costs at the demo provider
+    // Four seconds of running time: the VM runs out of money soon after it starts.
+    const vmId = await stack.openOrder(digest, hello.resources, 4n * price, 2n * price);
+    assert.equal((await stack.vm(vmId)).state, "Bidding");
+    await stack.operatorBid(vmId, price);
+    await stack.tenantAcceptBid(vmId, 0n);
+    const running = await stack.waitForState(vmId, "Running");
+    assert.equal(running.provider.toLowerCase(), stack.deployment.accounts.providerOwner.toLowerCase());
+    const first = await until("the workload", async () => {
+      const vm = await apiVm(service, vmId);
+      return vm?.driver.state === "running" ? vm : undefined;
+    });
+
+    await stack.waitForState(vmId, "Suspended", 30_000);
+    await until("the suspended workload to be stopped, not destroyed", async () => {
+      const vm = await apiVm(service, vmId);
+      return vm?.driver.state === "stopped" ? vm : undefined;
+    }, 30_000);
+    assert.ok(!alive(first.driver.pid!), "the workload process ended");
+
+    await stack.tenantTopUp(vmId, parseUnits("10", 18));
+    await stack.waitForState(vmId, "Running", 30_000);
+    await until("the revived workload", async () => {
+      const vm = await apiVm(service, vmId);
+      return vm?.driver.state === "running" && vm.driver.pid !== first.driver.pid ? vm : undefined;
+    });
+    await stack.tenantCall("terminateVm", vmId);
+    const ended = await stack.waitForState(vmId, "Terminated");
+    assert.equal(ended.deposit, ended.refunded + ended.paid + ended.fee, "deposit = refunded + paid + fee");
+  });
+
   test("bad manifests are reported Failed with a reason and fully refunded, while a good VM still runs", async () => {
     const tenantBefore = await stack.tokenBalance(stack.tenant);
     const neverPublished = `0x${"ab".repeat(32)}` as const;

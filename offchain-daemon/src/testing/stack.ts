@@ -52,6 +52,7 @@ export async function startTestStack(name: string) {
     // Hardhat's node holds the dev accounts' keys: transactions from these addresses are signed by the node.
     const tenantWallet = createWalletClient({ account: tenant, transport, chain: viemChain });
     const providerWallet = createWalletClient({ account: deployment.accounts.providerOwner, transport, chain: viemChain });
+    const operatorWallet = createWalletClient({ account: deployment.accounts.providerOperator, transport, chain: viemChain });
     const { vmRegistry, creditToken } = deployment.contracts;
 
     async function send(wallet: typeof tenantWallet, request: Parameters<typeof tenantWallet.writeContract>[0]) {
@@ -90,6 +91,34 @@ export async function startTestStack(name: string) {
           args: [deployment.accounts.providerOwner, digest, resources, deposit],
         } as never);
         return publicClient.readContract({ address: vmRegistry, abi: vmRegistryAbi, functionName: "vmCount" });
+      },
+
+      /** Approves and opens an order (any region) as tenant #1; returns its id. */
+      async openOrder(digest: Hex, resources: { vcpu: number; memoryMiB: number; diskGiB: number }, deposit: bigint, maxPricePerSecond: bigint): Promise<bigint> {
+        await send(tenantWallet, { address: creditToken, abi: creditTokenAbi, functionName: "approve", args: [vmRegistry, deposit] } as never);
+        await send(tenantWallet, {
+          address: vmRegistry,
+          abi: vmRegistryAbi,
+          functionName: "openOrder",
+          args: [digest, resources, [], maxPricePerSecond, deposit],
+        } as never);
+        return publicClient.readContract({ address: vmRegistry, abi: vmRegistryAbi, functionName: "vmCount" });
+      },
+
+      /** The demo provider's operator bids on an order (the daemon's bid engine comes with the daemon issue). */
+      async operatorBid(vmId: bigint, pricePerSecond: bigint) {
+        return send(operatorWallet, { address: vmRegistry, abi: vmRegistryAbi, functionName: "bid", args: [vmId, pricePerSecond] } as never);
+      },
+
+      /** Tenant #1 accepts bid `index` of its order now. */
+      async tenantAcceptBid(vmId: bigint, index: bigint) {
+        return send(tenantWallet, { address: vmRegistry, abi: vmRegistryAbi, functionName: "acceptBid", args: [vmId, index] } as never);
+      },
+
+      /** Tenant #1 approves and tops up `amount`. */
+      async tenantTopUp(vmId: bigint, amount: bigint) {
+        await send(tenantWallet, { address: creditToken, abi: creditTokenAbi, functionName: "approve", args: [vmRegistry, amount] } as never);
+        return send(tenantWallet, { address: vmRegistry, abi: vmRegistryAbi, functionName: "topUp", args: [vmId, amount] } as never);
       },
 
       async tenantCall(functionName: "stopVm" | "startVm" | "terminateVm", vmId: bigint) {
