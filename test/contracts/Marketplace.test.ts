@@ -278,6 +278,14 @@ describe("Marketplace", function () {
       await expect(f.vms.connect(f.operator).bid(id, P))
         .to.be.revertedWithCustomError(f.vms, "VmRegistryRegionNotAllowed")
         .withArgs(id, REGION);
+      const four = [REGION2, OTHER, ethers.encodeBytes32String("sa-east-1"), ethers.encodeBytes32String("af-south-1")];
+      const full = await openOrder(f, four);
+      expect(await f.vms.getRegions(full)).to.deep.equal(four);
+      await expect(f.vms.connect(f.operator).bid(full, P))
+        .to.be.revertedWithCustomError(f.vms, "VmRegistryRegionNotAllowed")
+        .withArgs(full, REGION);
+      const last = await openOrder(f, [...four.slice(0, 3), REGION]);
+      await expect(f.vms.connect(f.operator).bid(last, P)).to.emit(f.vms, "VmBidPlaced");
     });
 
     it("reverts with VmRegistryExceedsCapacity (with what is available) when the bid would not fit", async function () {
