@@ -13,7 +13,9 @@ const SOLIDITY_TEST_PROFILES = {
 
 export default defineConfig({
   plugins: [hardhatToolboxMochaEthers],
-  // vm:request, vm:list, vm:status, vm:stop, vm:start, vm:terminate, provider:register, provider:withdraw
+  // vm:request, vm:list, vm:status, vm:stop, vm:start, vm:terminate, provider:register, provider:withdraw;
+  // marketplace: order:open/bid/award/accept/cancel, vm:topup/migrate/expire/close, provider:exit/stake/unstake/
+  // withdraw-stake, fees:withdraw; governance: gov:delegate/propose/vote/queue/execute (`npx hardhat --help`).
   tasks: novaCronTasks,
   solidity: {
     version: "0.8.30",
