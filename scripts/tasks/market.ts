@@ -36,13 +36,21 @@ async function send(s: NovaCronSession, label: string, tx: ContractTransactionRe
         const args = e.args.toObject(true) as Record<string, unknown>;
         events.push({ name, args });
         const shown = Object.entries(args)
-          .map(([k, v]) => `${k}=${k === "from" || k === "to" ? vmStateName(v as bigint) : String(v)}`)
+          .map(([k, v]) => `${k}=${k === "from" || k === "to" ? vmStateName(v as bigint) : showValue(v)}`)
           .join(" ");
         console.log(`  ${name} ${shown}`);
       }
     }
   }
   return { txHash: tx.hash, events };
+}
+
+/** Structs arrive as objects and arrays as objects with numeric keys; print both readably. */
+function showValue(value: unknown): string {
+  if (value === null || typeof value !== "object") return String(value);
+  const entries = Object.entries(value);
+  if (entries.every(([key]) => /^\d+$/.test(key))) return `[${entries.map(([, v]) => showValue(v)).join(",")}]`;
+  return `{${entries.map(([key, v]) => `${key}:${showValue(v)}`).join(",")}}`;
 }
 
 function parseRegions(text: string | undefined): string[] {
