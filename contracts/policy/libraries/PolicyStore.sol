@@ -92,9 +92,9 @@ library PolicyStore {
 
     /// @notice The strictest class in `mask`: one that dominates every other; `found` is false when none does.
     function strictest(Content storage self, uint16 mask) internal view returns (bool found, uint8 classIndex) {
+        if (mask == 0) return (false, 0);
         // One candidate: no lookup needed.
         if (mask & (mask - 1) == 0) {
-            if (mask == 0) return (false, 0);
             uint8 i;
             while ((mask >> i) & 1 == 0) ++i;
             return (true, i);
