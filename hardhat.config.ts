@@ -2,14 +2,16 @@ import { createRequire } from "node:module";
 import hardhatToolboxMochaEthers from "@nomicfoundation/hardhat-toolbox-mocha-ethers";
 import { defineConfig } from "hardhat/config";
 import { novaCronTasks } from "./scripts/tasks/index.ts";
+import { policyTasks } from "./scripts/tasks/policy/index.ts";
 
 const require = createRequire(import.meta.url);
 const SOLC = require.resolve("solc/soljson.js");
 
 export default defineConfig({
   plugins: [hardhatToolboxMochaEthers],
-  // vm:request, vm:list, vm:status, vm:stop, vm:start, vm:terminate, provider:register, provider:withdraw
-  tasks: novaCronTasks,
+  // vm:request, vm:list, vm:status, vm:stop, vm:start, vm:terminate, provider:register, provider:withdraw;
+  // policy:create, policy:show, policy:propose, policy:approve, policy:execute, policy:cancel, agent:grant, agent:revoke
+  tasks: [...novaCronTasks, ...policyTasks],
   solidity: {
     // solc's WASM build from npm: this machine cannot download compilers.
     compilers: [{ version: "0.8.30", path: SOLC, settings: { optimizer: { enabled: true, runs: 10_000 }, evmVersion: "cancun" } }],

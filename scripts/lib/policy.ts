@@ -10,7 +10,6 @@ import {
   encodeBytes32String,
   getAddress,
   id,
-  isAddress,
   keccak256,
   type TypedDataDomain,
   type TypedDataField,
@@ -257,7 +256,7 @@ function toWord(value: string | number, ctx: BuildContext, type?: ParamType): bi
   if (typeof value === "number") return BigInt(value);
   const v = value.trim();
   if (ctx.contracts[v] !== undefined) return BigInt(ctx.contracts[v]!);
-  if (isAddress(v)) return BigInt(getAddress(v));
+  if (/^0x[0-9a-fA-F]{40}$/.test(v)) return BigInt(getAddress(v));
   if (/^0x[0-9a-fA-F]{64}$/.test(v)) return BigInt(v);
   if (/^\d[\d_]*$/.test(v)) return BigInt(v.replaceAll("_", ""));
   if (type?.baseType === "address" || /^#\d+$/.test(v)) return BigInt(ctx.resolveMember(v));
