@@ -88,22 +88,33 @@ async function policyTransfer(a: Awaited<ReturnType<typeof deployAccount>>, by: 
 const plain = await deployAccount(transferPolicy(0));
 await policyTransfer(plain, owners.slice(0, 2), 1n); // warm-up
 const twoOfThree = await policyTransfer(plain, owners.slice(0, 2), 2n);
-if (process.env.TRACE_POLICY) {
+async function opcodeProfile(): Promise<Record<string, { n: number; gas: number }>> {
   const block = await ethers.provider.getBlock("latest", true);
-  const hash = block!.transactions[0]!;
-  const trace = (await ethers.provider.send("debug_traceTransaction", [hash, {}])) as { structLogs: { op: string; gasCost: number; depth: number; gas: number }[] };
+  const trace = (await ethers.provider.send("debug_traceTransaction", [block!.transactions[0]!, {}])) as {
+    structLogs: { op: string; gasCost: number; depth: number }[];
+  };
   const byOp: Record<string, { n: number; gas: number }> = {};
   for (const l of trace.structLogs) {
-    const k = l.op + "@" + l.depth;
+    // CALL-family costs include the gas passed on; count them by number only.
+    const k = `${l.op}@${l.depth}`;
     byOp[k] = byOp[k] ?? { n: 0, gas: 0 };
     byOp[k]!.n++;
-    byOp[k]!.gas += l.gasCost;
+    byOp[k]!.gas += /CALL/.test(l.op) ? 0 : l.gasCost;
   }
-  const rows = Object.entries(byOp).sort((a, b) => b[1].gas - a[1].gas).slice(0, 25);
-  for (const [k, v] of rows) console.log(k.padEnd(20), v.n, v.gas);
-  console.log("steps", trace.structLogs.length, "first gas", trace.structLogs[0]?.gas);
+  return byOp;
 }
+// TRACE_POLICY=1: where the gas of twoOfThree goes, and what a third signature adds, by opcode.
+const profileTwo = process.env.TRACE_POLICY ? await opcodeProfile() : undefined;
 const threeSigs = await policyTransfer(plain, owners, 3n);
+if (profileTwo !== undefined) {
+  const profileThree = await opcodeProfile();
+  const keys = new Set([...Object.keys(profileTwo), ...Object.keys(profileThree)]);
+  const rows = [...keys].map((k) => ({ k, two: profileTwo[k]?.gas ?? 0, three: profileThree[k]?.gas ?? 0, n2: profileTwo[k]?.n ?? 0, n3: profileThree[k]?.n ?? 0 }));
+  rows.sort((a, b) => b.two - a.two);
+  for (const r of rows.slice(0, 20)) console.log(`${r.k.padEnd(16)} two ${String(r.two).padStart(6)} (${r.n2})  extra ${r.three - r.two} (${r.n3 - r.n2})`);
+  const total = (p: typeof profileTwo) => Object.values(p).reduce((s, v) => s + v.gas, 0);
+  console.log("execution gas (without CALL-family):", total(profileTwo), "->", total(profileThree));
+}
 const perExtraSignature = threeSigs - twoOfThree;
 
 // -- the same with a bound on the amount (a typed condition)

@@ -28,16 +28,19 @@ library PolicyStore {
     }
 
     struct Class {
-        // slot 0: threshold (8) | signerCount (8) | guardianCount (8) | ruleCount (8) | delay (32)
-        //         | expiryWindow (32) | dominates (16)
+        // slot 0: threshold (8) | signerCount (8) | delay (32) | expiryWindow (32) | dominates (16) | signerCode (160)
         uint8 threshold;
         uint8 signerCount;
-        uint8 guardianCount;
-        uint8 ruleCount;
         uint32 delay;
         uint32 expiryWindow;
         /// @dev Bitmask of the classes this one is at least as strict as (itself included).
         uint16 dominates;
+        /// @dev A data contract whose code is 0x00 followed by the sorted signers, 20 bytes each: signature checks
+        /// read the whole set with one EXTCODECOPY instead of one SLOAD per signer.
+        address signerCode;
+        // slot 1: guardianCount (8) | ruleCount (8)
+        uint8 guardianCount;
+        uint8 ruleCount;
         bytes32 name;
         /// @dev Sorted ascending, so signatures sorted by signer are matched in one forward walk.
         address[MAX_SIGNERS] signers;

@@ -82,10 +82,33 @@ library PolicyWriter {
         c.expiryWindow = cs.expiryWindow;
         c.name = cs.name;
         _storeSorted(c.signers, cs.signers, classIndex);
+        c.signerCode = _deploySignerCode(cs.signers);
         _storeSorted(c.guardians, cs.guardians, classIndex);
         for (uint256 r; r < rules; ++r) {
             _storeRule(c.rules[r], cs.rules[r], classIndex, r);
         }
+    }
+
+    /// @dev Deploys a contract whose code is 0x00 (STOP, so calling it does nothing) followed by `signers`, 20 bytes
+    /// each. Init code: PUSH4 size, DUP1, PUSH1 14, PUSH1 0, CODECOPY, PUSH1 0, RETURN, then the data.
+    function _deploySignerCode(address[] calldata signers) private returns (address code) {
+        uint256 n = signers.length;
+        // n <= MAX_SIGNERS: the sizes are small.
+        bytes memory data = new bytes(1 + 20 * n + 32); // 32 bytes of slack for the last 32-byte store
+        for (uint256 i; i < n; ++i) {
+            address signer = signers[i];
+            assembly ("memory-safe") {
+                mstore(add(add(data, 33), mul(i, 20)), shl(96, signer))
+            }
+        }
+        assembly ("memory-safe") {
+            mstore(data, add(1, mul(20, n)))
+        }
+        bytes memory init = abi.encodePacked(hex"63", uint32(data.length), hex"80600e6000396000f3", data);
+        assembly ("memory-safe") {
+            code := create(0, add(init, 32), mload(init))
+        }
+        if (code == address(0)) revert IPolicyAccount.PolicyAccountTooMany(Limit.Signers, n, MAX_SIGNERS);
     }
 
     function _storeSorted(address[MAX_SIGNERS] storage to, address[] calldata from, uint256 classIndex) private {
