@@ -10,7 +10,7 @@ import path from "node:path";
 import { network } from "hardhat";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/types";
 import type { ContractTransactionResponse } from "ethers";
-import { buildPolicy, digestOf, sortSignatures, typedOperation, actionFor, type Call, type PolicyJson } from "../scripts/lib/policy.ts";
+import { buildPolicy, compactSignature, digestOf, sortSignatures, typedOperation, actionFor, type Call, type PolicyJson } from "../scripts/lib/policy.ts";
 import { createSafe, deploySafeInfrastructure, safeExec, safeTransactionSignature, SAFE_VERSION } from "../test/policy/safe.ts";
 import type { CreditToken, PolicyAccount } from "../types/ethers-contracts/index.ts";
 
@@ -69,18 +69,21 @@ const { chainId } = await ethers.provider.getNetwork();
 const transfer = (amount: bigint): Call => ({ target: tokenAddress, value: 0n, data: token.interface.encodeFunctionData("transfer", [recipient.address, amount]) });
 const gasOf = async (tx: Promise<ContractTransactionResponse>) => (await (await tx).wait())!.gasUsed;
 
-async function signed(a: Awaited<ReturnType<typeof deployAccount>>, by: HardhatEthersSigner[], calls: Call[], nonce: bigint, deadline: bigint) {
+async function signed(a: Awaited<ReturnType<typeof deployAccount>>, by: HardhatEthersSigner[], calls: Call[], nonce: bigint, deadline: bigint, compact = true) {
   const version = (await a.account.policyVersion())[0];
   const op = typedOperation({ chainId, account: a.address }, calls, nonce, version, deadline, actionFor(a.built.actions, a.address, calls));
   const onChain = await a.account.operationDigest(calls, nonce, version, deadline);
   if (onChain !== digestOf(op)) throw new Error("typed data and contract disagree");
-  return sortSignatures(await Promise.all(by.map(async (s) => ({ signer: s.address, signature: await s.signTypedData(op.domain, op.types, op.message) }))));
+  // ERC-2098 compact signatures (64 bytes), which the account accepts beside the 65-byte form.
+  return sortSignatures(
+    await Promise.all(by.map(async (s) => ({ signer: s.address, signature: ((x: string) => (compact ? compactSignature(x) : x))(await s.signTypedData(op.domain, op.types, op.message)) }))),
+  );
 }
 
-async function policyTransfer(a: Awaited<ReturnType<typeof deployAccount>>, by: HardhatEthersSigner[], nonce: bigint): Promise<bigint> {
+async function policyTransfer(a: Awaited<ReturnType<typeof deployAccount>>, by: HardhatEthersSigner[], nonce: bigint, compact = true): Promise<bigint> {
   const calls = [transfer(10n ** 18n)];
   const deadline = 2n ** 40n;
-  const sigs = await signed(a, by, calls, nonce, deadline);
+  const sigs = await signed(a, by, calls, nonce, deadline, compact);
   return await gasOf(a.account.connect(relayer).executeWithSignatures(calls, nonce, deadline, sigs));
 }
 
@@ -116,6 +119,9 @@ if (profileTwo !== undefined) {
   console.log("execution gas (without CALL-family):", total(profileTwo), "->", total(profileThree));
 }
 const perExtraSignature = threeSigs - twoOfThree;
+// the same with 65-byte r ‖ s ‖ v signatures
+const twoOfThree65 = await policyTransfer(plain, owners.slice(0, 2), 4n, false);
+const perExtraSignature65 = (await policyTransfer(plain, owners, 5n, false)) - twoOfThree65;
 
 // -- the same with a bound on the amount (a typed condition)
 const bounded = await deployAccount(transferPolicy(0, [{ arg: "amount", op: "le", value: (10n ** 21n).toString() }]));
@@ -154,6 +160,8 @@ const result = {
   perExtraSignature: Number(perExtraSignature),
   delayedExecute: Number(delayedExecute),
   twoOfThreeWithAmountBound: Number(twoOfThreeWithAmountBound),
+  twoOfThree65ByteSignatures: Number(twoOfThree65),
+  perExtraSignature65ByteSignatures: Number(perExtraSignature65),
   ratioToSafe: Math.round(ratio * 1000) / 1000,
   targets: {
     twoOfThreeAtMost: Math.floor(0.9 * Number(safeTwoOfThree)),
@@ -184,7 +192,8 @@ Made by \`${COMMAND}\` (\`bench/gas-policy.ts\`, results under \`policy\` in \`b
 Each number is the gasUsed of one transaction (21,000 intrinsic gas, calldata and execution) on Hardhat's
 in-process chain, at steady state: a warm-up transaction ran first, so nonce slots and the recipient's token
 balance are already non-zero. The inner call is a plain CreditToken \`transfer\`; the sender is a relayer that
-is not a signer. The Safe is ${SAFE_VERSION}, deployed from \`@safe-global/safe-smart-account\`'s build
+is not a signer. PolicyAccount signatures are ERC-2098 compact (64 bytes; 65-byte ones work too and cost about
+140 gas more each); the Safe's are its usual 65-byte r ‖ s ‖ v. The Safe is ${SAFE_VERSION}, deployed from \`@safe-global/safe-smart-account\`'s build
 artifacts (singleton + proxy factory + compatibility fallback handler), measured in the same run.
 
 | measurement | gas | target |
@@ -194,6 +203,8 @@ artifacts (singleton + proxy factory + compatibility fallback handler), measured
 | \`perExtraSignature\`: a third signature on the same 2-of-3 class | ${fmt(perExtraSignature)} | <= 6,000: ${result.targets.perExtraSignatureMet ? "met" : "**missed**"} |
 | \`delayedExecute\`: \`execute\` of a stored, approved operation after its 1 h delay | ${fmt(delayedExecute)} | - |
 | \`twoOfThreeWithAmountBound\`: as \`twoOfThree\`, class with a typed bound on the amount | ${fmt(twoOfThreeWithAmountBound)} | - |
+| \`twoOfThree65ByteSignatures\`: as \`twoOfThree\`, 65-byte r ‖ s ‖ v signatures | ${fmt(twoOfThree65)} | - |
+| \`perExtraSignature65ByteSignatures\`: a third 65-byte signature | ${fmt(perExtraSignature65)} | (<= 6,000: ${perExtraSignature65 <= 6000n ? "met" : "missed"}) |
 `;
 let doc = "";
 try {

@@ -5,6 +5,7 @@ import {
   AbiCoder,
   FunctionFragment,
   ParamType,
+  Signature,
   TypedDataEncoder,
   ZeroAddress,
   encodeBytes32String,
@@ -402,6 +403,11 @@ export function actionFor(actions: Record<string, ActionType>, account: string, 
   if (calls.length !== 1 || call === undefined || call.data.length < 10) return undefined;
   const target = getAddress(call.target) === getAddress(account) ? "self" : call.target.toLowerCase();
   return actions[`${target}:${call.data.slice(0, 10).toLowerCase()}`];
+}
+
+/** The 64-byte ERC-2098 form (r ‖ vs) of a 65-byte signature: one calldata word less per signature. */
+export function compactSignature(signature: string): string {
+  return Signature.from(signature).compactSerialized;
 }
 
 /** Signatures sorted by signer, as the contract requires. */

@@ -9,6 +9,7 @@ import {
   OperationState,
   RECOVERY_CLASS,
   buildPolicy,
+  compactSignature,
   policyHash,
   type Call,
   type PolicyJson,
@@ -415,6 +416,37 @@ describe("PolicyAccount", function () {
       await expect(f.account.executeWithSignatures(calls, 8n, deadline, sigs))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountSignatureExpired")
         .withArgs(deadline, deadline + 1n);
+    });
+
+    it("accepts ERC-2098 compact signatures and rejects high-s or malformed ones", async function () {
+      const calls = [await approveCall(f)];
+      const [sig] = await signOperation(f, [f.alice], calls, 10n, FAR);
+      const { Signature, toBeHex, zeroPadValue } = await import("ethers");
+      const compact = { signer: sig!.signer, signature: compactSignature(sig!.signature) };
+      expect(ethers.dataLength(compact.signature)).to.equal(64);
+      // the malleable twin (s' = n - s, v flipped) recovers to the same key; it is refused
+      const parsed = Signature.from(sig!.signature);
+      const n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+      const highS = ethers.concat([parsed.r, zeroPadValue(toBeHex(n - BigInt(parsed.s)), 32), parsed.v === 27 ? "0x1c" : "0x1b"]);
+      await expect(f.account.executeWithSignatures(calls, 10n, FAR, [{ signer: sig!.signer, signature: highS }]))
+        .to.be.revertedWithCustomError(f.account, "PolicyAccountInvalidSignature")
+        .withArgs(0n, sig!.signer);
+      await expect(f.account.executeWithSignatures(calls, 10n, FAR, [{ signer: sig!.signer, signature: sig!.signature + "00" }]))
+        .to.be.revertedWithCustomError(f.account, "PolicyAccountInvalidSignature")
+        .withArgs(0n, sig!.signer);
+      await expect(f.account.executeWithSignatures(calls, 10n, FAR, [compact])).to.emit(f.account, "SignedOperationExecuted");
+    });
+
+    it("rejects a signer word that is not a clean address", async function () {
+      const calls = [await approveCall(f)];
+      const [sig] = await signOperation(f, [f.alice], calls, 11n, FAR);
+      const args = f.account.interface.encodeFunctionData("executeWithSignatures", [calls, 11n, FAR, [sig!]]);
+      // the signer word is the one holding alice's address; set a high bit above the 160 address bits
+      const word = "000000000000000000000000" + sig!.signer.slice(2).toLowerCase();
+      const at = args.toLowerCase().lastIndexOf(word);
+      const dirty = args.slice(0, at) + "01" + args.slice(at + 2);
+      await expect(f.alice.sendTransaction({ to: f.accountAddress, data: dirty }))
+        .to.be.revertedWithCustomError(f.account, "PolicyAccountInvalidSignature");
     });
 
     it("reverts as a whole when a call fails, leaving the nonce unused", async function () {

@@ -2,7 +2,6 @@
 pragma solidity 0.8.30;
 
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
-import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {IPolicyAccount} from "../interfaces/IPolicyAccount.sol";
 import {PolicyStore} from "../libraries/PolicyStore.sol";
@@ -88,26 +87,80 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
     {
         uint256 signerCount = c.signerCount;
         uint256 list = _loadSigners(c.signerCode, signerCount);
+        uint256 n = signatures.length;
         uint256 j;
         address previous;
-        for (uint256 i; i < signatures.length; ++i) {
-            address signer = signatures[i].signer;
+        for (uint256 i; i < n;) {
+            (address signer, bool recovered) = _recoverAt(digest, signatures, i);
             if (signer <= previous) revert PolicyAccountUnsortedSigners(i, signer);
-            previous = signer;
-            if (!_isValid(digest, signer, signatures[i].signature)) revert PolicyAccountInvalidSignature(i, signer);
-            // Class signers are sorted too: walk forward to this signer.
-            address member;
-            while (j < signerCount) {
-                assembly ("memory-safe") {
-                    member := shr(96, mload(add(list, mul(j, 20))))
-                }
-                if (member >= signer) break;
-                ++j;
+            // Not an ECDSA signature of `signer`: maybe a contract signer (ERC-1271). The checked ABI access is
+            // only paid on this path.
+            if (!recovered && !SignatureChecker.isValidERC1271SignatureNowCalldata(signer, digest, signatures[i].signature)) {
+                revert PolicyAccountInvalidSignature(i, signer);
             }
-            if (j == signerCount || member != signer) revert PolicyAccountSignerNotInClass(i, signer);
-            bits |= uint16(1 << j);
-            ++j;
+            // Class signers are sorted too: walk forward to this signer.
+            bool found;
+            assembly ("memory-safe") {
+                let member := 0
+                for {} lt(j, signerCount) { j := add(j, 1) } {
+                    member := shr(96, mload(add(list, mul(j, 20))))
+                    if iszero(lt(member, signer)) { break }
+                }
+                found := and(lt(j, signerCount), eq(member, signer))
+                if found {
+                    bits := or(bits, shl(j, 1))
+                    j := add(j, 1)
+                }
+            }
+            if (!found) revert PolicyAccountSignerNotInClass(i, signer);
+            previous = signer;
+            // i < n <= calldata size: cannot overflow.
+            unchecked {
+                ++i;
+            }
         }
+    }
+
+    /// @dev Signature `i`'s signer and whether its signature is an ECDSA signature of `digest` by that signer:
+    /// 65 bytes (r ‖ s ‖ v) or 64 bytes (ERC-2098 r ‖ vs), low s only (EIP-2), as OpenZeppelin's ECDSA accepts.
+    /// Reads the ABI-encoded array directly: an offset out of the calldata reads zeros, which never form a valid
+    /// signature, and the signer word must be a clean address.
+    function _recoverAt(bytes32 digest, SignerSignature[] calldata signatures, uint256 i)
+        private
+        view
+        returns (address signer, bool recovered)
+    {
+        bool dirty;
+        assembly ("memory-safe") {
+            let elem := add(signatures.offset, calldataload(add(signatures.offset, shl(5, i))))
+            let word := calldataload(elem)
+            dirty := shr(160, word)
+            signer := word
+            let sig := add(elem, calldataload(add(elem, 0x20)))
+            let length := calldataload(sig)
+            let r := calldataload(add(sig, 0x20))
+            let s := calldataload(add(sig, 0x40))
+            let v := 0
+            switch length
+            case 65 { v := byte(0, calldataload(add(sig, 0x60))) }
+            case 64 {
+                v := add(27, shr(255, s))
+                s := and(s, 0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff)
+            }
+            if and(iszero(iszero(v)), iszero(gt(s, 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0))) {
+                let ptr := mload(0x40)
+                mstore(ptr, digest)
+                mstore(add(ptr, 0x20), v)
+                mstore(add(ptr, 0x40), r)
+                mstore(add(ptr, 0x60), s)
+                mstore(0x00, 0)
+                if staticcall(gas(), 0x01, ptr, 0x80, 0x00, 0x20) {
+                    let who := mload(0x00)
+                    recovered := and(iszero(iszero(who)), eq(who, signer))
+                }
+            }
+        }
+        if (dirty) revert PolicyAccountInvalidSignature(i, signer);
     }
 
     /// @dev The class's sorted signers, 20 bytes each, copied to memory from its signer code: one EXTCODECOPY
@@ -118,13 +171,6 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
             extcodecopy(code, list, 1, mul(count, 20))
             mstore(0x40, add(list, add(mul(count, 20), 32)))
         }
-    }
-
-    /// @dev An ECDSA signature that recovers to `signer`, else whatever `signer`'s ERC-1271 accepts.
-    function _isValid(bytes32 digest, address signer, bytes calldata sig) private view returns (bool) {
-        (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, sig);
-        if (err == ECDSA.RecoverError.NoError && recovered == signer) return true;
-        return SignatureChecker.isValidERC1271SignatureNowCalldata(signer, digest, sig);
     }
 
     /// @dev Position of `account` among class `c`'s signers, or `found = false`.
