@@ -135,6 +135,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     let stopping = false;
     let polls = 0;
     let timer: NodeJS.Timeout | undefined;
+    let wake: (() => void) | undefined;
     const loop = (async () => {
       while (!stopping) {
         try {
@@ -144,12 +145,17 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
           // An RPC outage is expected weather: keep the last checkpoint and try again on the next tick.
           logger.warn({ msg: "chain sync failed; retrying", error: error instanceof Error ? error.message : String(error) });
         }
-        await new Promise<void>((resolve) => (timer = setTimeout(resolve, config.pollIntervalMs)));
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          timer = setTimeout(resolve, config.pollIntervalMs);
+        });
       }
     })();
     closers.push(async () => {
       stopping = true;
       clearTimeout(timer);
+      // A cleared timer never resolves its promise: wake the loop, or `await loop` waits forever.
+      wake?.();
       await loop;
     });
 
