@@ -94,11 +94,13 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         if (n > MAX_CALLS) revert PolicyAccountTooMany(Limit.Calls, n, MAX_CALLS);
         Head memory h = _headNow();
         PolicyStore.Content storage content = _content(h.contentId);
-        for (uint256 i; i < n; ++i) {
-            (bool found,) = content.recoveryRule(calls[i], address(this));
-            if (!found) revert PolicyAccountActionDenied(i, calls[i].target, _selectorOf(calls[i].data));
-        }
         Classification memory k;
+        for (uint256 i; i < n; ++i) {
+            (bool found, uint8 ruleIndex) = content.recoveryRule(calls[i], address(this));
+            if (!found) revert PolicyAccountActionDenied(i, calls[i].target, _selectorOf(calls[i].data));
+            // A single call is signed as its rule's named action, if it has one.
+            k.ruleIndex = ruleIndex;
+        }
         k.classIndex = PolicyStore.RECOVERY;
         // A shortened recovery delay does not apply until the old one has passed.
         if (h.version > 1) k.notBefore = h.activatedAt + _content(h.prevContentId).recovery.delay;

@@ -755,6 +755,17 @@ describe("PolicyAccount", function () {
       await time.increase(6n * DAY);
       await expect(f.account.execute(opId, calls)).to.emit(f.account, "PolicyChanged").withArgs(3n, 3n, v2.hash, 0n);
     });
+
+    it("takes signatures of the recovery rule's named action", async function () {
+      const restore = [await callOf(f.account, "restoreVersion", [1])];
+      const opId = nextNonce();
+      await f.account.connect(f.alice).proposeRecovery(restore, opId);
+      // signOperation checks that the named RestorePolicyVersion typed data matches the contract's digest
+      const sigs = await signOperation(f, [f.bob, f.carol], restore, opId, FAR);
+      await f.account.approveWithSignatures(opId, restore, FAR, sigs);
+      expect(await f.account.state(opId)).to.equal(OperationState.Queued);
+      expect((await f.account.getOperation(opId)).eta).to.be.greaterThanOrEqual((await latest()) + 7n * DAY);
+    });
   });
 
   describe("agents", function () {
