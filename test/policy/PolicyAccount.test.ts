@@ -205,6 +205,27 @@ describe("PolicyAccount", function () {
         const c = { op: 6, arg: 0, field: 0, deref: false, value: 0n, set: Array(17).fill(id("x")) };
         await rejects((s) => (s.classes[0]!.rules[0]!.conditions = [c]), "PolicyAccountTooMany", [Limit.SetValues, 17n, 16n]);
       });
+      it("more than 8 guardians, or more than 64 distinct members", async function () {
+        const addr = (i: number) => "0x" + i.toString(16).padStart(40, "0");
+        await rejects(
+          (s) => (s.classes[0]!.guardians = Array.from({ length: 9 }, (_, i) => addr(i + 1))),
+          "PolicyAccountTooMany",
+          [Limit.Guardians, 9n, 8n],
+        );
+        await rejects(
+          (s) => {
+            s.classes = [0, 1, 2].map((c) => ({
+              ...s.classes[0]!,
+              name: id(`c${c}`),
+              signers: Array.from({ length: 16 }, (_, i) => addr(1000 * c + i + 1)),
+              guardians: Array.from({ length: 8 }, (_, i) => addr(1000 * c + 100 + i)),
+            }));
+          },
+          "PolicyAccountTooMany",
+          [Limit.Members, 65n, 64n],
+        );
+      });
+
       it("more than 8 rules for one target and selector", async function () {
         await rejects(
           (s) => {
@@ -623,6 +644,21 @@ describe("PolicyAccount", function () {
       expect(await f.account.state(opId)).to.equal(OperationState.Ready);
       await runSigned(f, [f.alice], [await approveCall(f)]);
       await expect(f.account.execute(opId, calls)).to.emit(f.vms, "VmRequested");
+    });
+
+    it("lists at most 60 normal pending operations, keeping 4 slots that only recovery can take", async function () {
+      const calls = [await transferCall(f, f.stranger.address, NCC)];
+      for (let i = 0; i < 60; i++) await f.account.connect(f.alice).propose(calls, 50_000n + BigInt(i));
+      expect((await f.account.pendingOperations()).length).to.equal(60);
+      await expect(f.account.connect(f.alice).propose(calls, 49_999n))
+        .to.be.revertedWithCustomError(f.account, "PolicyAccountTooMany")
+        .withArgs(Limit.Pending, 61n, 60n);
+      await f.account.connect(f.alice).proposeRecovery([await callOf(f.account, "restoreVersion", [1])], 49_998n);
+      expect((await f.account.pendingOperations()).length).to.equal(61);
+      // once they expire, a new proposal prunes them
+      await time.increase(DAY);
+      await f.account.connect(f.alice).propose(calls, 49_999n);
+      expect(await f.account.pendingOperations()).to.deep.equal([49_998n, 49_999n]);
     });
 
     it("uses per-operation nonces: a stuck operation blocks no other", async function () {
