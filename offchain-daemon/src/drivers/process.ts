@@ -123,15 +123,11 @@ export function createProcessDriver(options: ProcessDriverOptions): Driver {
     }
   }
 
-  let tmpSeq = 0;
   async function writeState(vmId: bigint, state: State): Promise<void> {
     const file = paths(vmId).state;
-    // Rename is atomic: a crash leaves the old state or the new, never half of one. Each write has its own
-    // temporary file: two writes for one VM (an exit handler racing a stop) sharing one name made the second
-    // rename fail with ENOENT.
-    const tmp = `${file}.${process.pid}.${++tmpSeq}.tmp`;
-    await writeFile(tmp, `${JSON.stringify(state, null, 2)}\n`);
-    await rename(tmp, file);
+    // Rename is atomic: a crash leaves the old state or the new, never half of one.
+    await writeFile(`${file}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
+    await rename(`${file}.tmp`, file);
   }
 
   /**
