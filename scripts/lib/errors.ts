@@ -243,9 +243,9 @@ export function printErrorReport(report: ErrorReport, print: (line: string) => v
   if (report.hint !== undefined) print(`  ${report.hint}`);
 }
 
-/** The ABIs whose errors tasks decode: the NovaCron contracts and governance (the token's ERC-20 errors bubble up). */
+/** The ABIs whose errors tasks decode: the NovaCron contracts, governance and PolicyAccount (the token's ERC-20 errors bubble up). */
 export async function novaCronAbis(hre: HardhatRuntimeEnvironment): Promise<Abi[]> {
-  const names = ["VmRegistry", "ProviderRegistry", "CreditToken", "NovaCronGovernor", "NovaCronTimelock"] as const;
+  const names = ["VmRegistry", "ProviderRegistry", "CreditToken", "NovaCronGovernor", "NovaCronTimelock", "PolicyAccount"] as const;
   const abis: Abi[] = [];
   for (const name of names) {
     try {

@@ -58,7 +58,7 @@ let abis: Abi[];
 
 before(async () => {
   abis = await novaCronAbis(hre);
-  assert.equal(abis.length, 5, "compile the contracts first (npx hardhat compile)");
+  assert.equal(abis.length, 6, "compile the contracts first (npx hardhat compile)");
 });
 
 describe("scripts/lib/format", () => {

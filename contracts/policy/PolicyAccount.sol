@@ -1,0 +1,454 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+import {IPolicyAccount} from "./interfaces/IPolicyAccount.sol";
+import {PolicyStore} from "./libraries/PolicyStore.sol";
+import {AgentRoles} from "./base/AgentRoles.sol";
+import {PolicyVersions} from "./base/PolicyVersions.sol";
+import {SignatureApprovals} from "./base/SignatureApprovals.sol";
+import {
+    Call,
+    Limit,
+    OperationState,
+    PolicySpec,
+    SignerSignature,
+    MAX_CALLS,
+    MAX_PENDING,
+    RECOVERY_RESERVE
+} from "./PolicyTypes.sol";
+
+/// @title PolicyAccount
+/// @notice The organisation's account: it holds tokens and owns VMs, and every call it makes went through the
+/// class the active policy gives it (see {IPolicyAccount}). Operation ids are their nonces, chosen by the
+/// proposer, so one stuck operation never blocks another.
+/// @dev Composition: {PolicyVersions} (versioned policy and the matcher), {SignatureApprovals} (EIP-712 and
+/// ERC-1271), {AgentRoles} (scoped agents); this contract keeps the operation lifecycle.
+contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
+    using PolicyStore for PolicyStore.Content;
+
+    enum Status {
+        None,
+        Pending,
+        Executed,
+        Cancelled
+    }
+
+    /// @dev Three slots.
+    struct Operation {
+        // slot 0: proposer (160) | version (64) | classIndex (8) | recovery (8) | status (8)
+        address proposer;
+        uint64 version;
+        uint8 classIndex;
+        bool recovery;
+        Status status;
+        // slot 1: contentId (32) | approvals (16) | classMask (16) | ruleIndex (8) | notBefore (40) | eta (40) | expiresAt (40)
+        uint32 contentId;
+        uint16 approvals;
+        uint16 classMask;
+        uint8 ruleIndex;
+        uint40 notBefore;
+        /// @dev 0 until the last needed approval.
+        uint40 eta;
+        /// @dev While Proposed: end of the approval window; once queued: eta + expiry window.
+        uint40 expiresAt;
+        // slot 2
+        bytes32 callsHash;
+    }
+
+    /// @dev Who may call {initialize} once: the deployer or a factory. Nobody else can front-run it.
+    address private immutable _initializer;
+
+    mapping(uint256 opId => Operation) private _operations;
+    mapping(uint256 wordIndex => uint256 bits) private _usedNonces;
+    uint256[] private _pending;
+    mapping(uint256 opId => uint256 position) private _pendingPosition; // 1-based; 0 = not listed
+
+    error PolicyAccountAlreadyInitialized();
+
+    constructor(address initializer) {
+        _initializer = initializer;
+    }
+
+    /// @notice Sets the first policy (version 1). Only the initializer, once.
+    function initialize(PolicySpec calldata policy) external {
+        if (msg.sender != _initializer) revert PolicyAccountOnlySelf(msg.sender);
+        if (_headNow().version != 0) revert PolicyAccountAlreadyInitialized();
+        _setPolicy(policy);
+    }
+
+    receive() external payable {}
+
+    // ------------------------------------------------------------------ proposing and approving
+
+    /// @inheritdoc IPolicyAccount
+    function propose(Call[] calldata calls, uint256 nonce) external returns (uint256) {
+        Classification memory k = _classify(calls);
+        Head memory h = _headNow();
+        return _propose(calls, nonce, h, k, _content(h.contentId).classes[k.classIndex], false);
+    }
+
+    /// @inheritdoc IPolicyAccount
+    function proposeRecovery(Call[] calldata calls, uint256 nonce) external returns (uint256) {
+        uint256 n = calls.length;
+        if (n == 0) revert PolicyAccountNoCalls();
+        if (n > MAX_CALLS) revert PolicyAccountTooMany(Limit.Calls, n, MAX_CALLS);
+        Head memory h = _headNow();
+        PolicyStore.Content storage content = _content(h.contentId);
+        Classification memory k;
+        for (uint256 i; i < n; ++i) {
+            (bool found, uint8 ruleIndex) = content.recoveryRule(calls[i], address(this));
+            if (!found) revert PolicyAccountActionDenied(i, calls[i].target, _selectorOf(calls[i].data));
+            // A single call is signed as its rule's named action, if it has one.
+            k.ruleIndex = ruleIndex;
+        }
+        k.classIndex = PolicyStore.RECOVERY;
+        // A shortened recovery delay does not apply until the old one has passed.
+        if (h.version > 1) k.notBefore = h.activatedAt + _content(h.prevContentId).recovery.delay;
+        return _propose(calls, nonce, h, k, content.recovery, true);
+    }
+
+    /// @dev Stores the operation and counts the proposer's approval. Emits {OperationProposed},
+    /// {OperationApproved} and maybe {OperationQueued}.
+    function _propose(
+        Call[] calldata calls,
+        uint256 nonce,
+        Head memory h,
+        Classification memory k,
+        PolicyStore.Class storage c,
+        bool recovery
+    ) private returns (uint256 opId) {
+        (bool isSigner, uint256 index) = _signerIndex(c, msg.sender);
+        if (!isSigner) revert PolicyAccountNotSigner(nonce, msg.sender);
+        opId = _newOperation(calls, nonce, h, k, recovery, c.expiryWindow);
+        Operation storage op = _operations[opId];
+        _emitProposed(opId, op, c.name, calls);
+        _addApprovals(opId, op, c, uint16(1 << index));
+    }
+
+    /// @dev Emits {OperationProposed}.
+    function _emitProposed(uint256 opId, Operation storage op, bytes32 className, Call[] calldata calls) private {
+        emit OperationProposed(
+            opId, op.proposer, op.version, op.classIndex, className, op.recovery, calls, op.notBefore, op.expiresAt
+        );
+    }
+
+    /// @inheritdoc IPolicyAccount
+    function approve(uint256 opId) external {
+        Operation storage op = _operations[opId];
+        _expectState(opId, op, OperationState.Proposed);
+        PolicyStore.Class storage c = _classOfOp(op);
+        (bool isSigner, uint256 index) = _signerIndex(c, msg.sender);
+        if (!isSigner) revert PolicyAccountNotSigner(opId, msg.sender);
+        if (op.approvals & (1 << index) != 0) revert PolicyAccountAlreadyApproved(opId, msg.sender);
+        _addApprovals(opId, op, c, uint16(1 << index));
+    }
+
+    /// @inheritdoc IPolicyAccount
+    function approveWithSignatures(
+        uint256 opId,
+        Call[] calldata calls,
+        uint256 deadline,
+        SignerSignature[] calldata signatures
+    ) external {
+        if (block.timestamp > deadline) revert PolicyAccountSignatureExpired(deadline, block.timestamp);
+        Operation storage op = _operations[opId];
+        _expectState(opId, op, OperationState.Proposed);
+        _expectCalls(opId, op, calls);
+        PolicyStore.Class storage c = _classOfOp(op);
+        bytes32 digest = _digest(calls, c.rules[op.ruleIndex], opId, op.version, deadline);
+        uint16 signed = _signedBy(digest, c, signatures);
+        _addApprovals(opId, op, c, signed & ~op.approvals);
+    }
+
+    // ------------------------------------------------------------------ executing and cancelling
+
+    /// @inheritdoc IPolicyAccount
+    function execute(uint256 opId, Call[] calldata calls) external payable {
+        Operation storage op = _operations[opId];
+        _expectState(opId, op, OperationState.Ready);
+        _expectCalls(opId, op, calls);
+        // Terminal before the calls run, so a call cannot re-enter and run it twice.
+        op.status = Status.Executed;
+        _unlist(opId);
+        emit OperationExecuted(opId, msg.sender, op.version, op.classIndex, op.approvals);
+        _run(calls);
+    }
+
+    /// @inheritdoc IPolicyAccount
+    function executeWithSignatures(
+        Call[] calldata calls,
+        uint256 nonce,
+        uint256 deadline,
+        SignerSignature[] calldata signatures
+    ) external payable {
+        if (block.timestamp > deadline) revert PolicyAccountSignatureExpired(deadline, block.timestamp);
+        _useNonce(nonce);
+        (uint64 version, uint8 classIndex, uint16 signed) = _checkSigned(calls, nonce, deadline, signatures);
+        emit SignedOperationExecuted(nonce, msg.sender, version, classIndex, signed, calls);
+        _run(calls);
+    }
+
+    /// @dev For {executeWithSignatures}: the class must have no delay now, and enough of its signers signed.
+    function _checkSigned(Call[] calldata calls, uint256 nonce, uint256 deadline, SignerSignature[] calldata signatures)
+        private
+        view
+        returns (uint64 version, uint8 classIndex, uint16 signed)
+    {
+        Classification memory k = _classify(calls);
+        Head memory h = _headNow();
+        version = h.version;
+        classIndex = k.classIndex;
+        PolicyStore.Class storage c = _content(h.contentId).classes[classIndex];
+        {
+            uint256 eta = block.timestamp + c.delay;
+            if (k.notBefore > eta) eta = k.notBefore;
+            if (eta > block.timestamp) revert PolicyAccountDelayRequired(eta);
+        }
+        bytes32 digest = _digest(calls, c.rules[k.ruleIndex], nonce, version, deadline);
+        signed = _signedBy(digest, c, signatures);
+        uint256 count = _popcount(signed);
+        if (count < c.threshold) revert PolicyAccountNotEnoughApprovals(count, c.threshold);
+    }
+
+    /// @inheritdoc IPolicyAccount
+    function cancel(uint256 opId) external {
+        Operation storage op = _operations[opId];
+        OperationState s = _state(op);
+        if (s != OperationState.Proposed && s != OperationState.Queued && s != OperationState.Ready) {
+            revert PolicyAccountUnexpectedState(opId, s);
+        }
+        if (msg.sender != op.proposer && (op.recovery || !_isGuardian(op, msg.sender))) {
+            revert PolicyAccountNotCanceller(opId, msg.sender);
+        }
+        op.status = Status.Cancelled;
+        _unlist(opId);
+        emit OperationCancelled(opId, msg.sender);
+    }
+
+    /// @inheritdoc IPolicyAccount
+    function agentExecute(Call[] calldata calls) external payable {
+        Head memory h = _headNow();
+        uint16 scope = _agentScope(msg.sender, h.contentId);
+        uint256 spend = _agentSpend(h.contentId, calls, msg.sender, scope);
+        // Charged before the calls run; when one fails the whole transaction reverts, charge included.
+        uint256 left = _spend(msg.sender, spend);
+        emit AgentExecuted(msg.sender, h.version, spend, left, calls);
+        _run(calls);
+    }
+
+    /// @inheritdoc IPolicyAccount
+    function prune() external {
+        _prune();
+    }
+
+    // ------------------------------------------------------------------ agents (self-calls)
+
+    /// @inheritdoc IPolicyAccount
+    function grantAgent(address agent, uint16 classMask, uint128 maxAllowance, uint32 period, uint40 expiresAt)
+        external
+        onlySelf
+    {
+        uint32 contentId = _headNow().contentId;
+        if (classMask >> _content(contentId).classCount != 0) revert PolicyAccountInvalidAgentGrant(agent);
+        _grant(agent, classMask, contentId, maxAllowance, period, expiresAt);
+    }
+
+    /// @inheritdoc IPolicyAccount
+    function revokeAgent(address agent) external onlySelf {
+        _revoke(agent);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @inheritdoc IPolicyAccount
+    function operationDigest(Call[] calldata calls, uint256 nonce, uint64 version, uint256 deadline)
+        external
+        view
+        returns (bytes32)
+    {
+        Operation storage op = _operations[nonce];
+        // A stored operation is signed as its class and rule of its version; anything else as the active policy classifies it.
+        if (op.status != Status.None) {
+            return _digest(calls, _classOfOp(op).rules[op.ruleIndex], nonce, version, deadline);
+        }
+        Classification memory k = _classify(calls);
+        PolicyStore.Class storage c = _content(_headNow().contentId).classes[k.classIndex];
+        return _digest(calls, c.rules[k.ruleIndex], nonce, version, deadline);
+    }
+
+    /// @inheritdoc IPolicyAccount
+    function state(uint256 opId) external view returns (OperationState) {
+        return _state(_operations[opId]);
+    }
+
+    /// @inheritdoc IPolicyAccount
+    function getOperation(uint256 opId) external view returns (OperationView memory v) {
+        Operation storage op = _operations[opId];
+        v.state = _state(op);
+        v.proposer = op.proposer;
+        v.version = op.version;
+        v.classIndex = op.classIndex;
+        v.recovery = op.recovery;
+        v.approvals = op.approvals;
+        v.eta = op.eta;
+        v.expiresAt = op.expiresAt;
+        v.notBefore = op.notBefore;
+        v.callsHash = op.callsHash;
+        if (op.status != Status.None) v.threshold = _classOfOp(op).threshold;
+    }
+
+    /// @inheritdoc IPolicyAccount
+    function pendingOperations() external view returns (uint256[] memory) {
+        return _pending;
+    }
+
+    /// @inheritdoc IPolicyAccount
+    function nonceUsed(uint256 nonce) external view returns (bool) {
+        return _usedNonces[nonce >> 8] & (1 << (nonce & 0xff)) != 0;
+    }
+
+    // ------------------------------------------------------------------ internal
+
+    /// @dev Stores a new operation (no approvals yet) and lists it as pending.
+    function _newOperation(
+        Call[] calldata calls,
+        uint256 nonce,
+        Head memory h,
+        Classification memory k,
+        bool recovery,
+        uint32 expiryWindow
+    ) private returns (uint256 opId) {
+        _useNonce(nonce);
+        opId = nonce;
+        _list(opId, recovery);
+        Operation storage op = _operations[opId];
+        op.proposer = msg.sender;
+        op.version = h.version;
+        op.classIndex = k.classIndex;
+        op.recovery = recovery;
+        op.status = Status.Pending;
+        op.contentId = h.contentId;
+        op.classMask = k.classMask;
+        op.ruleIndex = k.ruleIndex;
+        op.notBefore = k.notBefore;
+        op.expiresAt = uint40(block.timestamp) + expiryWindow;
+        op.callsHash = keccak256(abi.encode(calls));
+    }
+
+    /// @dev Adds the signers in `newBits`; with the last needed one, sets eta = max(now + delay, notBefore).
+    /// Emits {OperationApproved} per signer and {OperationQueued} with the last needed approval.
+    function _addApprovals(uint256 opId, Operation storage op, PolicyStore.Class storage c, uint16 newBits) private {
+        if (newBits == 0) return;
+        uint16 approvals = op.approvals | newBits;
+        op.approvals = approvals;
+        uint256 count = _popcount(approvals);
+        for (uint256 i; i < c.signerCount; ++i) {
+            if (newBits & (1 << i) != 0) emit OperationApproved(opId, c.signers[i], approvals, count);
+        }
+        if (count >= c.threshold && op.eta == 0) {
+            uint40 eta = uint40(block.timestamp) + c.delay;
+            if (op.notBefore > eta) eta = op.notBefore;
+            uint40 expiresAt = eta + c.expiryWindow;
+            op.eta = eta;
+            op.expiresAt = expiresAt;
+            emit OperationQueued(opId, eta, expiresAt);
+        }
+    }
+
+    function _state(Operation storage op) private view returns (OperationState) {
+        Status status = op.status;
+        if (status == Status.None) return OperationState.None;
+        if (status == Status.Executed) return OperationState.Executed;
+        if (status == Status.Cancelled) return OperationState.Cancelled;
+        if (!op.recovery && op.version != _headNow().version) return OperationState.Stale;
+        uint40 eta = op.eta;
+        if (block.timestamp >= op.expiresAt) return OperationState.Expired;
+        if (eta == 0) return OperationState.Proposed;
+        return block.timestamp < eta ? OperationState.Queued : OperationState.Ready;
+    }
+
+    function _expectState(uint256 opId, Operation storage op, OperationState expected) private view {
+        OperationState current = _state(op);
+        if (current != expected) revert PolicyAccountUnexpectedState(opId, current);
+    }
+
+    function _expectCalls(uint256 opId, Operation storage op, Call[] calldata calls) private view {
+        bytes32 given = keccak256(abi.encode(calls));
+        if (given != op.callsHash) revert PolicyAccountCallsMismatch(opId, op.callsHash, given);
+    }
+
+    function _classOfOp(Operation storage op) private view returns (PolicyStore.Class storage) {
+        return _content(op.contentId).classAt(op.classIndex);
+    }
+
+    function _isGuardian(Operation storage op, address account) private view returns (bool) {
+        PolicyStore.Content storage content = _content(op.contentId);
+        uint16 mask = op.classMask;
+        for (uint256 i; mask >> i != 0; ++i) {
+            if (mask & (1 << i) == 0) continue;
+            PolicyStore.Class storage c = content.classes[i];
+            for (uint256 g; g < c.guardianCount; ++g) {
+                if (c.guardians[g] == account) return true;
+            }
+        }
+        return false;
+    }
+
+    function _useNonce(uint256 nonce) private {
+        uint256 wordIndex = nonce >> 8;
+        uint256 bit = 1 << (nonce & 0xff);
+        uint256 bits = _usedNonces[wordIndex];
+        if (bits & bit != 0) revert PolicyAccountNonceUsed(nonce);
+        _usedNonces[wordIndex] = bits | bit;
+    }
+
+    function _run(Call[] calldata calls) private {
+        for (uint256 i; i < calls.length; ++i) {
+            Call calldata call = calls[i];
+            (bool ok, bytes memory reason) = call.target.call{value: call.value}(call.data);
+            if (!ok) revert PolicyAccountCallFailed(i, reason);
+        }
+    }
+
+    /// @dev Lists `opId` as pending; prunes terminal entries when the list is full. Normal operations leave
+    /// RECOVERY_RESERVE slots free for recovery.
+    function _list(uint256 opId, bool recovery) private {
+        uint256 limit = recovery ? MAX_PENDING : MAX_PENDING - RECOVERY_RESERVE;
+        if (_pending.length >= limit) _prune();
+        if (_pending.length >= limit) revert PolicyAccountTooMany(Limit.Pending, _pending.length + 1, limit);
+        _pending.push(opId);
+        _pendingPosition[opId] = _pending.length;
+    }
+
+    function _unlist(uint256 opId) private {
+        uint256 position = _pendingPosition[opId];
+        if (position == 0) return;
+        uint256 last = _pending[_pending.length - 1];
+        _pending[position - 1] = last;
+        _pendingPosition[last] = position;
+        _pending.pop();
+        delete _pendingPosition[opId];
+    }
+
+    /// @dev Drops Expired and Stale operations from the pending list (at most MAX_PENDING entries).
+    function _prune() private {
+        uint256 i;
+        while (i < _pending.length) {
+            uint256 opId = _pending[i];
+            OperationState s = _state(_operations[opId]);
+            if (s == OperationState.Expired || s == OperationState.Stale) {
+                _unlist(opId); // the last entry moves to i: look at i again
+            } else {
+                ++i;
+            }
+        }
+    }
+
+    function _popcount(uint16 x) private pure returns (uint256 count) {
+        // At most 16 iterations.
+        while (x != 0) {
+            x &= x - 1;
+            ++count;
+        }
+    }
+}

@@ -1,0 +1,2 @@
+// agent:grant — see agent.ts.
+export { agentGrant as default } from "./agent.ts";

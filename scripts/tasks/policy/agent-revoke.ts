@@ -1,0 +1,2 @@
+// agent:revoke — see agent.ts.
+export { agentRevoke as default } from "./agent.ts";
