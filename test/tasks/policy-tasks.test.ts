@@ -1,6 +1,7 @@
 // The policy:* and agent:* tasks, run in-process as the CLI runs them, against a JSON-RPC server (Hardhat's
 // in-process chain served over HTTP, like `hardhat node`) with the NovaCron deployment and the demo provider.
 import assert from "node:assert/strict";
+import { runTask, taskValue } from "./run-task.ts";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -9,7 +10,6 @@ import { createHardhatRuntimeEnvironment } from "hardhat/hre";
 import type { HardhatRuntimeEnvironment } from "hardhat/types/hre";
 import type { JsonRpcServer, NetworkConnection } from "hardhat/types/network";
 import userConfig from "../../hardhat.config.ts";
-import type { TaskResult } from "../../scripts/lib/errors.ts";
 import { getContracts } from "../../scripts/lib/contracts.ts";
 import type { NovaCronAddresses } from "../../scripts/lib/deployment.ts";
 import { deployNovaCron, setupDemo } from "../../scripts/setup-demo.ts";
@@ -31,24 +31,8 @@ describe("policy:* and agent:* tasks against a JSON-RPC node", function () {
   let addresses: NovaCronAddresses;
   let account: string;
 
-  async function run<T>(name: string, args: Record<string, unknown> = {}): Promise<{ result: TaskResult<T>; out: string; err: string }> {
-    const out: string[] = [];
-    const err: string[] = [];
-    const { log, error } = console;
-    console.log = (...parts: unknown[]) => void out.push(parts.join(" "));
-    console.error = (...parts: unknown[]) => void err.push(parts.join(" "));
-    try {
-      const result = (await taskHre.tasks.getTask(name).run(args)) as TaskResult<T>;
-      return { result, out: out.join("\n"), err: err.join("\n") };
-    } finally {
-      console.log = log;
-      console.error = error;
-    }
-  }
-  function ok<T>(r: { result: TaskResult<T>; err: string }): T {
-    if (!r.result.success) assert.fail(`task failed: ${r.err}`);
-    return r.result.value;
-  }
+  const run = <T>(name: string, args: Record<string, unknown> = {}) => runTask<T>(taskHre, name, args);
+  const ok = taskValue;
   async function advance(seconds: number) {
     await connection.provider.request({ method: "evm_increaseTime", params: [seconds] });
     await connection.provider.request({ method: "evm_mine", params: [] });

@@ -2,6 +2,7 @@
 // against a real JSON-RPC server (Hardhat's in-process chain served over HTTP, like `hardhat node`)
 // and a real IPFS RPC API (the embedded node's Kubo RPC server), plus the scripts/lib pieces.
 import assert from "node:assert/strict";
+import { runTask, taskValue } from "./run-task.ts";
 import { mkdtemp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -228,26 +229,9 @@ describe("tasks against a JSON-RPC node and an IPFS node", function () {
   let connection: NetworkConnection;
   let addresses: NovaCronAddresses;
 
-  /** Runs a task the way the CLI does and captures what it prints. */
-  async function run<T>(name: string, args: Record<string, unknown> = {}): Promise<{ result: TaskResult<T>; out: string; err: string }> {
-    const out: string[] = [];
-    const err: string[] = [];
-    const { log, error } = console;
-    console.log = (...parts: unknown[]) => void out.push(parts.join(" "));
-    console.error = (...parts: unknown[]) => void err.push(parts.join(" "));
-    try {
-      const result = (await taskHre.tasks.getTask(name).run(args)) as TaskResult<T>;
-      return { result, out: out.join("\n"), err: err.join("\n") };
-    } finally {
-      console.log = log;
-      console.error = error;
-    }
-  }
+  const run = <T>(name: string, args: Record<string, unknown> = {}) => runTask<T>(taskHre, name, args);
 
-  function ok<T>(r: { result: TaskResult<T>; err: string }): T {
-    if (!r.result.success) assert.fail(`task failed: ${r.err}`);
-    return r.result.value;
-  }
+  const ok = taskValue;
 
   function failed(r: { result: TaskResult<unknown> }): ErrorReport {
     if (r.result.success) assert.fail("the task should have failed");
