@@ -79,8 +79,12 @@ contract VmRegistry is IVmRegistry {
 
     Config private _config;
     address private _treasury;
-    uint256 private _vmCount;
-    uint256 private _fees;
+    /// @dev `_vmCount` and `_fees` share a slot, so accruing the first fee after a withdrawal does not write a
+    /// zero slot (the count is non-zero once any VM exists). A uint64 count and uint192 fees are far beyond any
+    /// reachable value (fees are bounded by the tokens escrowed here); the additions stay checked, so they revert, never wrap.
+    /// (Declared in this order: a uint64 first would pack with `_treasury` instead.)
+    uint192 private _fees;
+    uint64 private _vmCount;
     mapping(uint256 vmId => Vm) private _vms;
     mapping(address provider => uint256) private _earnings;
     mapping(uint256 vmId => Bid[MAX_BIDS]) private _bids;
@@ -652,7 +656,8 @@ contract VmRegistry is IVmRegistry {
             uint256 feeBps = vm.aux;
             uint256 fee = (billedBefore + due) * feeBps / BPS - billedBefore * feeBps / BPS;
             _earnings[provider] += due - fee;
-            if (fee != 0) _fees += fee;
+            // `fee <= due <= balance`, a uint96.
+            if (fee != 0) _fees += uint192(fee);
             emit VmSettled(vmId, vm.owner, provider, due, fee, balanceLeft);
         }
         if (exhausted) {
