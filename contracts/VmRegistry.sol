@@ -242,7 +242,9 @@ contract VmRegistry is IVmRegistry {
         if (block.timestamp >= endsAt) revert VmRegistryBiddingClosed(vmId, endsAt);
         uint256 maxPrice = vm.pricePerSecond;
         if (pricePerSecond > maxPrice) revert VmRegistryBidAboveMax(vmId, pricePerSecond, maxPrice);
-        address provider = _registry.providerOfOperator(msg.sender);
+        // One registry call: the caller's provider and whether it could take the lease.
+        (address provider, LeaseStatus status, bytes32 region, Resources memory available) =
+            _registry.operatorLeaseStatus(msg.sender, _resourcesOf(vm));
         if (provider == address(0)) revert VmRegistryNotAnOperator(msg.sender);
         uint256 count = vm.aux;
         if (count == MAX_BIDS) revert VmRegistryTooManyBids(vmId, MAX_BIDS);
@@ -253,8 +255,6 @@ contract VmRegistry is IVmRegistry {
                 if (bids[i - 1].provider == provider) revert VmRegistryAlreadyBid(vmId, provider);
             }
         }
-        (LeaseStatus status, bytes32 region, Resources memory available) =
-            _registry.leaseStatus(provider, _resourcesOf(vm));
         _requireLeased(status, provider, vm, available);
         if (!_regionAllowed(vmId, region)) revert VmRegistryRegionNotAllowed(vmId, region);
 

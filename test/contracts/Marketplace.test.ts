@@ -486,6 +486,13 @@ describe("Marketplace", function () {
       expect(status).to.equal(3n);
       const [ok, region, available] = await f.providers.leaseStatus(f.provider.address, SMALL_VM);
       expect([ok, region, tuple(available)]).to.deep.equal([0n, REGION, tuple(CAPACITY)]);
+      // The same through the operator key, in one call (what a bid uses).
+      const viaOperator = await f.providers.operatorLeaseStatus(f.operator.address, SMALL_VM);
+      expect([viaOperator.provider, viaOperator.status, viaOperator.region, tuple(viaOperator.available)]).to.deep.equal([
+        f.provider.address, 0n, REGION, tuple(CAPACITY),
+      ]);
+      const none = await f.providers.operatorLeaseStatus(f.stranger.address, SMALL_VM);
+      expect([none.provider, none.status]).to.deep.equal([ethers.ZeroAddress, 1n]);
     });
   });
 
