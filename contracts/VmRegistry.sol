@@ -657,7 +657,7 @@ contract VmRegistry is IVmRegistry {
         if (from == VmState.Bidding || from == VmState.Requested || from == VmState.Provisioning) vm.stamp = 0;
         uint256 refund = vm.balance;
         address provider = _providerOf(vm);
-        _transition(vmId, vm, terminal, reason);
+        _transition(vmId, vm, provider, terminal, reason);
         if (provider != address(0)) _registry.release(provider, _resourcesOf(vm));
         if (refund != 0) {
             emit VmRefunded(vmId, vm.owner, provider, refund);
@@ -723,11 +723,17 @@ contract VmRegistry is IVmRegistry {
     }
 
     /// @dev Emits {VmStateChanged}.
+    /// Only for a VM that is leased or a direct request (slot 1 is its provider); `_close` passes the provider.
     function _transition(uint256 vmId, Vm storage vm, VmState to, uint8 reason) private {
+        _transition(vmId, vm, vm.provider, to, reason);
+    }
+
+    /// @dev Emits {VmStateChanged} with `provider` indexed.
+    function _transition(uint256 vmId, Vm storage vm, address provider, VmState to, uint8 reason) private {
         VmState from = vm.state;
         vm.state = to;
         if (reason != 0) vm.failureReason = reason;
-        emit VmStateChanged(vmId, vm.owner, _providerOf(vm), from, to, reason);
+        emit VmStateChanged(vmId, vm.owner, provider, from, to, reason);
     }
 
     /// @dev Emits {ParametersChanged}.
