@@ -374,6 +374,10 @@ describe("Marketplace", function () {
       await f.vms.connect(f.operator).bid(id, P);
       await f.vms.connect(f.operator2).bid(id, P - 5n);
       await f.vms.connect(operator3).bid(id, P - 1n);
+      // A duplicate is found wherever the earlier bid is stored (the record or the list).
+      for (const [operator, provider] of [[f.operator, f.provider], [f.operator2, f.provider2], [operator3, owner3]] as const) {
+        await expect(f.vms.connect(operator).bid(id, P)).to.be.revertedWithCustomError(f.vms, "VmRegistryAlreadyBid").withArgs(id, provider.address);
+      }
       const expected = [[f.provider.address, P], [f.provider2.address, P - 5n], [owner3.address, P - 1n]];
       const listed = async (vmId: bigint) => (await f.vms.getBids(vmId)).map((b) => [b.provider, b.pricePerSecond]);
       expect(await listed(id)).to.deep.equal(expected);
