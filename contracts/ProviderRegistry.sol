@@ -295,6 +295,16 @@ contract ProviderRegistry is IProviderRegistry {
     }
 
     /// @inheritdoc IProviderRegistry
+    function operatorLeaseStatus(address operator, Resources calldata resources)
+        external
+        view
+        returns (address provider, LeaseStatus status, bytes32 region, Resources memory available)
+    {
+        provider = _providerOfOperator[operator];
+        (status, region, available) = _leaseStatus(_providers[provider], resources);
+    }
+
+    /// @inheritdoc IProviderRegistry
     function parameters() external view returns (Parameters memory) {
         return _parameters;
     }

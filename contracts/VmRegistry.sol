@@ -36,6 +36,11 @@ contract VmRegistry is IVmRegistry {
 
     uint8 private constant FLAG_RECLAIMED = 1;
     uint8 private constant FLAG_MIGRATION = 2;
+    /// @dev Opened as an order: until FLAG_AWARDED, slot 1 holds the first bid (see {Vm}).
+    uint8 private constant FLAG_ORDER = 4;
+    /// @dev The order was leased; bits 4..6 of `flags` hold the winning bid's index.
+    uint8 private constant FLAG_AWARDED = 8;
+    uint8 private constant WINNER_SHIFT = 4;
 
     /// @dev Four slots, written once at request time; later transitions rewrite slot 2 (and slot 1 on award).
     struct Vm {
@@ -45,6 +50,12 @@ contract VmRegistry is IVmRegistry {
         uint32 memoryMiB;
         uint32 diskGiB;
         // slot 1: provider (160) | deposit (96)
+        // An order (FLAG_ORDER) that was never leased (no FLAG_AWARDED: Bidding, or cancelled) keeps its first bid
+        // here instead: provider = the bidder, deposit = its price (a uint88). Its provider is then zero and its
+        // deposit equals `balance` (nothing is billed before a lease); read both through `_providerOf` and
+        // `_depositOf`. On lease, slot 1 becomes (provider, deposit) and the first bid moves to the winner's place in
+        // `_bids` (unless it is the winner: the winner's bid is (provider, pricePerSecond)). So one bid costs no slot
+        // beyond the record's own, and an order with no bid leaves slot 1 zero until it is leased.
         address provider;
         uint96 deposit;
         // slot 2: pricePerSecond (88) | balance (96) | stamp (32) | state (8) | failureReason (8) | aux (16) | flags (8)
@@ -79,11 +90,16 @@ contract VmRegistry is IVmRegistry {
 
     Config private _config;
     address private _treasury;
-    uint256 private _vmCount;
-    uint256 private _fees;
+    /// @dev `_vmCount` and `_fees` share a slot, so accruing the first fee after a withdrawal does not write a
+    /// zero slot (the count is non-zero once any VM exists). A uint64 count and uint192 fees are far beyond any
+    /// reachable value (fees are bounded by the tokens escrowed here); the additions stay checked, so they revert, never wrap.
+    /// (Declared in this order: a uint64 first would pack with `_treasury` instead.)
+    uint192 private _fees;
+    uint64 private _vmCount;
     mapping(uint256 vmId => Vm) private _vms;
     mapping(address provider => uint256) private _earnings;
-    mapping(uint256 vmId => Bid[MAX_BIDS]) private _bids;
+    /// @dev Bids 1.. of an order (bid 0 lives in the record, see {Vm}): bid i is at index i - 1.
+    mapping(uint256 vmId => Bid[MAX_BIDS - 1]) private _bids;
     mapping(uint256 vmId => bytes32[MAX_REGIONS]) private _regions;
     mapping(uint256 vmId => uint32) private _reclaimAt;
     mapping(uint256 newVmId => uint256 oldVmId) private _migratedFrom;
@@ -139,7 +155,7 @@ contract VmRegistry is IVmRegistry {
         _expectState(vmId, vm, VmState.Bidding);
         uint256 count = vm.aux;
         if (index >= count) revert VmRegistryUnknownBid(vmId, index, count);
-        Bid memory chosen = _bids[vmId][index];
+        Bid memory chosen = _bidAt(vmId, vm, index);
         (LeaseStatus status, bytes32 region, Resources memory available) =
             _registry.tryLease(chosen.provider, _resourcesOf(vm));
         _requireLeased(status, chosen.provider, vm, available);
@@ -147,7 +163,7 @@ contract VmRegistry is IVmRegistry {
             _registry.release(chosen.provider, _resourcesOf(vm));
             revert VmRegistryRegionNotAllowed(vmId, region);
         }
-        _lease(vmId, vm, chosen.provider, chosen.pricePerSecond);
+        _lease(vmId, vm, chosen.provider, chosen.pricePerSecond, index);
     }
 
     /// @inheritdoc IVmRegistry
@@ -163,8 +179,9 @@ contract VmRegistry is IVmRegistry {
         }
         uint256 balance = vm.balance + amount;
         vm.balance = balance.toUint96();
-        vm.deposit = (vm.deposit + amount).toUint96();
-        emit VmToppedUp(vmId, vm.owner, vm.provider, amount, balance);
+        // An open order's deposit is its balance (slot 1 holds its first bid).
+        if (!_holdsFirstBid(vm)) vm.deposit = (vm.deposit + amount).toUint96();
+        emit VmToppedUp(vmId, vm.owner, _providerOf(vm), amount, balance);
         if (state == VmState.Suspended) _transition(vmId, vm, VmState.Starting, 0);
         _token.safeTransferFrom(msg.sender, address(this), amount);
     }
@@ -225,21 +242,30 @@ contract VmRegistry is IVmRegistry {
         if (block.timestamp >= endsAt) revert VmRegistryBiddingClosed(vmId, endsAt);
         uint256 maxPrice = vm.pricePerSecond;
         if (pricePerSecond > maxPrice) revert VmRegistryBidAboveMax(vmId, pricePerSecond, maxPrice);
-        address provider = _registry.providerOfOperator(msg.sender);
+        // One registry call: the caller's provider and whether it could take the lease.
+        (address provider, LeaseStatus status, bytes32 region, Resources memory available) =
+            _registry.operatorLeaseStatus(msg.sender, _resourcesOf(vm));
         if (provider == address(0)) revert VmRegistryNotAnOperator(msg.sender);
         uint256 count = vm.aux;
         if (count == MAX_BIDS) revert VmRegistryTooManyBids(vmId, MAX_BIDS);
-        Bid[MAX_BIDS] storage bids = _bids[vmId];
-        for (uint256 i; i < count; ++i) {
-            if (bids[i].provider == provider) revert VmRegistryAlreadyBid(vmId, provider);
+        Bid[MAX_BIDS - 1] storage bids = _bids[vmId];
+        if (count != 0) {
+            if (vm.provider == provider) revert VmRegistryAlreadyBid(vmId, provider);
+            for (uint256 i = 1; i < count; ++i) {
+                if (bids[i - 1].provider == provider) revert VmRegistryAlreadyBid(vmId, provider);
+            }
         }
-        (LeaseStatus status, bytes32 region, Resources memory available) =
-            _registry.leaseStatus(provider, _resourcesOf(vm));
         _requireLeased(status, provider, vm, available);
         if (!_regionAllowed(vmId, region)) revert VmRegistryRegionNotAllowed(vmId, region);
 
         // `pricePerSecond <= maxPrice`, a uint88; `count < MAX_BIDS`.
-        bids[count] = Bid(provider, uint88(pricePerSecond));
+        if (count == 0) {
+            // The first bid lives in the record's slot 1 (see {Vm}).
+            vm.provider = provider;
+            vm.deposit = uint96(pricePerSecond);
+        } else {
+            bids[count - 1] = Bid(provider, uint88(pricePerSecond));
+        }
         vm.aux = uint16(count + 1);
         emit VmBidPlaced(vmId, vm.owner, provider, pricePerSecond, uint8(count));
     }
@@ -312,10 +338,9 @@ contract VmRegistry is IVmRegistry {
         uint32 endsAt = vm.stamp;
         if (block.timestamp < endsAt) revert VmRegistryBiddingOpen(vmId, endsAt);
         uint256 count = vm.aux;
-        Bid[MAX_BIDS] storage bids = _bids[vmId];
         Bid[] memory list = new Bid[](count);
         for (uint256 i; i < count; ++i) {
-            list[i] = bids[i];
+            list[i] = _bidAt(vmId, vm, i);
         }
         Resources memory resources = _resourcesOf(vm);
         // At most MAX_BIDS rounds of a MAX_BIDS scan: the cheapest untried bid (earliest on a tie) is tried next.
@@ -334,7 +359,7 @@ contract VmRegistry is IVmRegistry {
                 _registry.release(candidate.provider, resources);
                 continue;
             }
-            _lease(vmId, vm, candidate.provider, candidate.pricePerSecond);
+            _lease(vmId, vm, candidate.provider, candidate.pricePerSecond, best);
             return;
         }
         revert VmRegistryNoValidBid(vmId);
@@ -404,15 +429,16 @@ contract VmRegistry is IVmRegistry {
         VmState state = exhausted ? VmState.Suspended : vm.state;
         bool terminal = _isTerminal(state);
         uint256 balanceLeft = vm.balance - due;
-        uint256 billed = vm.deposit - balanceLeft;
-        if (terminal) billed = vm.deposit - vm.balance;
+        uint256 deposit = _depositOf(vm);
+        uint256 billed = deposit - balanceLeft;
+        if (terminal) billed = deposit - vm.balance;
         view_.owner = vm.owner;
-        view_.provider = vm.provider;
+        view_.provider = _providerOf(vm);
         view_.state = state;
         view_.resources = _resourcesOf(vm);
         view_.manifestDigest = vm.manifestDigest;
         view_.pricePerSecond = vm.pricePerSecond;
-        view_.deposit = vm.deposit;
+        view_.deposit = deposit;
         view_.balance = terminal ? 0 : balanceLeft;
         view_.refunded = terminal ? vm.balance : 0;
         if (state == VmState.Bidding) {
@@ -435,11 +461,11 @@ contract VmRegistry is IVmRegistry {
 
     /// @inheritdoc IVmRegistry
     function getBids(uint256 vmId) external view returns (Bid[] memory bids) {
-        _existingVm(vmId);
-        uint256 count = _countBids(vmId);
+        Vm storage vm = _existingVm(vmId);
+        uint256 count = _countBids(vmId, vm);
         bids = new Bid[](count);
         for (uint256 i; i < count; ++i) {
-            bids[i] = _bids[vmId][i];
+            bids[i] = _bidAt(vmId, vm, i);
         }
     }
 
@@ -554,12 +580,13 @@ contract VmRegistry is IVmRegistry {
         vm.vcpu = resources.vcpu;
         vm.memoryMiB = resources.memoryMiB;
         vm.diskGiB = resources.diskGiB;
-        vm.deposit = deposit.toUint96();
+        // Slot 1 stays zero until the first bid (see {Vm}): the deposit is the balance until the lease.
+        uint96 balance = deposit.toUint96();
         vm.pricePerSecond = maxPricePerSecond.toUint88();
-        vm.balance = uint96(deposit);
+        vm.balance = balance;
         vm.stamp = biddingEndsAt;
         vm.state = VmState.Bidding;
-        vm.flags = flags;
+        vm.flags = flags | FLAG_ORDER;
         vm.manifestDigest = manifestDigest;
 
         emit VmOrderOpened(
@@ -578,14 +605,20 @@ contract VmRegistry is IVmRegistry {
     }
 
     /// @dev Leases an order whose capacity was just reserved. Emits {VmAwarded} and {VmStateChanged}.
-    function _lease(uint256 vmId, Vm storage vm, address provider, uint88 price) private {
+    function _lease(uint256 vmId, Vm storage vm, address provider, uint88 price, uint256 index) private {
         Config memory config = _config;
         uint32 deadline = uint32(block.timestamp + config.provisioningTimeout);
+        // Slot 1 held the first bid (see {Vm}): it moves to the winner's place unless it won.
+        if (index != 0) _bids[vmId][index - 1] = Bid(vm.provider, uint88(vm.deposit));
         vm.provider = provider;
+        // Nothing is billed before a lease: the deposit is the balance.
+        vm.deposit = vm.balance;
         vm.pricePerSecond = price;
         vm.stamp = deadline;
         vm.state = VmState.Requested;
         vm.aux = config.feeBps;
+        // `index < MAX_BIDS` (8) fits bits 4..6.
+        vm.flags |= FLAG_AWARDED | uint8(index << WINNER_SHIFT);
         address owner = vm.owner;
         emit VmAwarded(vmId, owner, provider, price, deadline);
         emit VmStateChanged(vmId, owner, provider, VmState.Bidding, VmState.Requested, 0);
@@ -623,8 +656,8 @@ contract VmRegistry is IVmRegistry {
         // A VM that never ran keeps no deadline: a terminal VM's stamp is the second it was last settled.
         if (from == VmState.Bidding || from == VmState.Requested || from == VmState.Provisioning) vm.stamp = 0;
         uint256 refund = vm.balance;
-        address provider = vm.provider;
-        _transition(vmId, vm, terminal, reason);
+        address provider = _providerOf(vm);
+        _transition(vmId, vm, provider, terminal, reason);
         if (provider != address(0)) _registry.release(provider, _resourcesOf(vm));
         if (refund != 0) {
             emit VmRefunded(vmId, vm.owner, provider, refund);
@@ -652,7 +685,8 @@ contract VmRegistry is IVmRegistry {
             uint256 feeBps = vm.aux;
             uint256 fee = (billedBefore + due) * feeBps / BPS - billedBefore * feeBps / BPS;
             _earnings[provider] += due - fee;
-            if (fee != 0) _fees += fee;
+            // `fee <= due <= balance`, a uint96.
+            if (fee != 0) _fees += uint192(fee);
             emit VmSettled(vmId, vm.owner, provider, due, fee, balanceLeft);
         }
         if (exhausted) {
@@ -689,11 +723,17 @@ contract VmRegistry is IVmRegistry {
     }
 
     /// @dev Emits {VmStateChanged}.
+    /// Only for a VM that is leased or a direct request (slot 1 is its provider); `_close` passes the provider.
     function _transition(uint256 vmId, Vm storage vm, VmState to, uint8 reason) private {
+        _transition(vmId, vm, vm.provider, to, reason);
+    }
+
+    /// @dev Emits {VmStateChanged} with `provider` indexed.
+    function _transition(uint256 vmId, Vm storage vm, address provider, VmState to, uint8 reason) private {
         VmState from = vm.state;
         vm.state = to;
         if (reason != 0) vm.failureReason = reason;
-        emit VmStateChanged(vmId, vm.owner, vm.provider, from, to, reason);
+        emit VmStateChanged(vmId, vm.owner, provider, from, to, reason);
     }
 
     /// @dev Emits {ParametersChanged}.
@@ -714,9 +754,41 @@ contract VmRegistry is IVmRegistry {
         if (value < min || value > MAX_WINDOW) revert VmRegistryInvalidParameter(name, value, min, MAX_WINDOW);
     }
 
-    function _countBids(uint256 vmId) private view returns (uint256 count) {
-        Bid[MAX_BIDS] storage bids = _bids[vmId];
-        while (count < MAX_BIDS && bids[count].provider != address(0)) ++count;
+    /// @dev Bids ever placed on order `vmId` (0 for a direct request).
+    function _countBids(uint256 vmId, Vm storage vm) private view returns (uint256 count) {
+        uint8 flags = vm.flags;
+        if (flags & FLAG_ORDER == 0) return 0;
+        if (flags & FLAG_AWARDED == 0 && vm.provider == address(0)) return 0;
+        Bid[MAX_BIDS - 1] storage bids = _bids[vmId];
+        count = 1;
+        while (count < MAX_BIDS && bids[count - 1].provider != address(0)) ++count;
+    }
+
+    /// @dev Bid `index` (< the bid count) of order `vmId`, wherever it is stored (see {Vm}).
+    function _bidAt(uint256 vmId, Vm storage vm, uint256 index) private view returns (Bid memory) {
+        uint8 flags = vm.flags;
+        if (flags & FLAG_AWARDED == 0) {
+            return index == 0 ? Bid(vm.provider, uint88(vm.deposit)) : _bids[vmId][index - 1];
+        }
+        uint256 winner = (flags >> WINNER_SHIFT) & 7;
+        if (index == winner) return Bid(vm.provider, vm.pricePerSecond);
+        // The first bid moved to the winner's place.
+        return _bids[vmId][(index == 0 ? winner : index) - 1];
+    }
+
+    /// @dev Whether slot 1 holds the first bid of an order never leased rather than (provider, deposit).
+    function _holdsFirstBid(Vm storage vm) private view returns (bool) {
+        return vm.flags & (FLAG_ORDER | FLAG_AWARDED) == FLAG_ORDER;
+    }
+
+    /// @dev The leased provider; zero for an order never leased.
+    function _providerOf(Vm storage vm) private view returns (address) {
+        return _holdsFirstBid(vm) ? address(0) : vm.provider;
+    }
+
+    /// @dev The deposit; an order never leased was never billed, so its deposit is its balance (see {Vm}).
+    function _depositOf(Vm storage vm) private view returns (uint256) {
+        return _holdsFirstBid(vm) ? vm.balance : vm.deposit;
     }
 
     function _resourcesOf(Vm storage vm) private view returns (Resources memory) {
@@ -739,7 +811,7 @@ contract VmRegistry is IVmRegistry {
 
     function _operatedVm(uint256 vmId) private view returns (Vm storage vm) {
         vm = _existingVm(vmId);
-        address operator = _registry.operatorOf(vm.provider);
+        address operator = _registry.operatorOf(_providerOf(vm));
         if (operator != msg.sender) revert VmRegistryNotOperator(vmId, msg.sender, operator);
     }
 

@@ -179,6 +179,13 @@ interface IProviderRegistry {
         view
         returns (bool registered, Resources memory capacity, uint256 pricePerSecond);
 
+    /// @notice {providerOfOperator} and {leaseStatus} of that provider in one call (a bid needs both).
+    /// `provider` is zero when `operator` operates none; the rest is then that of an unregistered provider.
+    function operatorLeaseStatus(address operator, Resources calldata resources)
+        external
+        view
+        returns (address provider, LeaseStatus status, bytes32 region, Resources memory available);
+
     /// @notice Whether `provider` could take a lease of `resources` now, and its region (for bids).
     function leaseStatus(address provider, Resources calldata resources)
         external

@@ -367,6 +367,49 @@ describe("Marketplace", function () {
       await expect(f.vms.award(id)).to.emit(f.vms, "VmAwarded").withArgs(id, f.tenant.address, f.provider2.address, P, ethers.toBigInt(await time.latest()) + 1n + PROVISIONING_TIMEOUT);
     });
 
+    it("getBids keeps every bid in arrival order after the award (a later bid won) and after a cancel; a bidder has no operator rights on the order", async function () {
+      await registerProvider2(f);
+      const [owner3, operator3] = await extraProvider(f);
+      const id = await openOrder(f);
+      await f.vms.connect(f.operator).bid(id, P);
+      await f.vms.connect(f.operator2).bid(id, P - 5n);
+      await f.vms.connect(operator3).bid(id, P - 1n);
+      // A duplicate is found wherever the earlier bid is stored (the record or the list).
+      for (const [operator, provider] of [[f.operator, f.provider], [f.operator2, f.provider2], [operator3, owner3]] as const) {
+        await expect(f.vms.connect(operator).bid(id, P)).to.be.revertedWithCustomError(f.vms, "VmRegistryAlreadyBid").withArgs(id, provider.address);
+      }
+      const expected = [[f.provider.address, P], [f.provider2.address, P - 5n], [owner3.address, P - 1n]];
+      const listed = async (vmId: bigint) => (await f.vms.getBids(vmId)).map((b) => [b.provider, b.pricePerSecond]);
+      expect(await listed(id)).to.deep.equal(expected);
+      let v = await f.vms.getVm(id);
+      expect([v.provider, v.deposit, v.balance, v.bidCount]).to.deep.equal([ethers.ZeroAddress, D, D, 3n]);
+      // The first bidder's operator is not the order's operator.
+      for (const call of [
+        () => f.vms.connect(f.operator).reportFailed(id, 1),
+        () => f.vms.connect(f.operator).reclaimVm(id),
+        () => f.vms.connect(f.operator).reportRunning(id),
+      ]) {
+        await expect(call()).to.be.revertedWithCustomError(f.vms, "VmRegistryNotOperator").withArgs(id, f.operator.address, ethers.ZeroAddress);
+      }
+      await f.vms.connect(f.tenant).topUp(id, 5n);
+      v = await f.vms.getVm(id);
+      expect([v.provider, v.deposit, v.balance]).to.deep.equal([ethers.ZeroAddress, D + 5n, D + 5n]);
+      await time.increase(BID_WINDOW);
+      await expect(f.vms.award(id)).to.emit(f.vms, "VmAwarded");
+      expect(await listed(id)).to.deep.equal(expected);
+      v = await f.vms.getVm(id);
+      expect([v.provider, v.pricePerSecond, v.deposit, v.balance]).to.deep.equal([f.provider2.address, P - 5n, D + 5n, D + 5n]);
+
+      const cancelled = await openOrder(f);
+      await f.vms.connect(operator3).bid(cancelled, P - 2n);
+      await f.vms.connect(f.operator).bid(cancelled, P);
+      await f.vms.connect(f.tenant).terminateVm(cancelled);
+      expect(await listed(cancelled)).to.deep.equal([[owner3.address, P - 2n], [f.provider.address, P]]);
+      v = await f.vms.getVm(cancelled);
+      expect([v.provider, v.deposit, v.refunded, v.paid, v.fee]).to.deep.equal([ethers.ZeroAddress, D, D, 0n, 0n]);
+      expect(await f.vms.getBids(await requestVm(f))).to.deep.equal([]);
+    });
+
     it("award skips bids that are no longer valid (capacity used, region moved, stake lost) and takes the next cheapest", async function () {
       await registerProvider2(f, REGION);
       const [owner3, operator3] = await extraProvider(f, REGION);
@@ -447,6 +490,13 @@ describe("Marketplace", function () {
       expect(status).to.equal(3n);
       const [ok, region, available] = await f.providers.leaseStatus(f.provider.address, SMALL_VM);
       expect([ok, region, tuple(available)]).to.deep.equal([0n, REGION, tuple(CAPACITY)]);
+      // The same through the operator key, in one call (what a bid uses).
+      const viaOperator = await f.providers.operatorLeaseStatus(f.operator.address, SMALL_VM);
+      expect([viaOperator.provider, viaOperator.status, viaOperator.region, tuple(viaOperator.available)]).to.deep.equal([
+        f.provider.address, 0n, REGION, tuple(CAPACITY),
+      ]);
+      const none = await f.providers.operatorLeaseStatus(f.stranger.address, SMALL_VM);
+      expect([none.provider, none.status]).to.deep.equal([ethers.ZeroAddress, 1n]);
     });
   });
 
