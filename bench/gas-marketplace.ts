@@ -286,11 +286,11 @@ const section = [
 ];
 const text = existsSync(BENCHMARKS_MD) ? await readFile(BENCHMARKS_MD, "utf8") : "# Benchmarks\n";
 const start = text.indexOf("## Marketplace gas");
-let next = start === -1 ? -1 : text.indexOf("\n## ", start + 1);
+const next = start === -1 ? -1 : text.indexOf("\n## ", start + 1);
 const updated =
   start === -1
     ? `${text.trimEnd()}\n\n${section.join("\n")}`
-    : `${text.slice(0, start)}${section.join("\n")}${next === -1 ? "" : text.slice(next + 1)}`;
+    : `${text.slice(0, start)}${section.join("\n")}${next === -1 ? "" : `\n${text.slice(next + 1)}`}`;
 await writeFile(BENCHMARKS_MD, updated.endsWith("\n") ? updated : updated + "\n");
 
 console.log(JSON.stringify({ lifecycle: result.lifecycle, scaling: { ratio: result.scaling.ratio }, met: result.targets.met }, null, 2));
