@@ -1,15 +1,13 @@
 // The policy:* and agent:* tasks, run in-process as the CLI runs them, against a JSON-RPC server (Hardhat's
 // in-process chain served over HTTP, like `hardhat node`) with the NovaCron deployment and the demo provider.
 import assert from "node:assert/strict";
-import { runTask, taskValue } from "./run-task.ts";
+import { runTask, taskHreFor, taskValue } from "./run-task.ts";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import hre from "hardhat";
-import { createHardhatRuntimeEnvironment } from "hardhat/hre";
 import type { HardhatRuntimeEnvironment } from "hardhat/types/hre";
 import type { JsonRpcServer, NetworkConnection } from "hardhat/types/network";
-import userConfig from "../../hardhat.config.ts";
 import { getContracts } from "../../scripts/lib/contracts.ts";
 import type { NovaCronAddresses } from "../../scripts/lib/deployment.ts";
 import { deployNovaCron, setupDemo } from "../../scripts/setup-demo.ts";
@@ -42,15 +40,7 @@ describe("policy:* and agent:* tasks against a JSON-RPC node", function () {
     tmp = await mkdtemp(path.join(tmpdir(), "novacron-policy-tasks-"));
     rpc = await hre.network.createServer("default", "127.0.0.1");
     const { port } = await rpc.listen();
-    taskHre = await createHardhatRuntimeEnvironment(
-      {
-        ...userConfig,
-        paths: { ...userConfig.paths, ignition: path.join(tmp, "ignition"), cache: path.join(tmp, "cache") },
-        networks: { ...userConfig.networks, localhost: { type: "http", chainType: "l1", url: `http://127.0.0.1:${port}` } },
-      },
-      { network: "localhost" },
-      ROOT,
-    );
+    taskHre = await taskHreFor(port, tmp);
     connection = await taskHre.network.getOrCreate();
     addresses = (await deployNovaCron(connection, { paths: taskHre.config.paths, log: () => {} })).addresses;
     await setupDemo(connection.ethers, addresses, { log: () => {} });

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
+import path from "node:path";
+import { createHardhatRuntimeEnvironment } from "hardhat/hre";
 import type { HardhatRuntimeEnvironment } from "hardhat/types/hre";
+import userConfig from "../../hardhat.config.ts";
 import type { TaskResult } from "../../scripts/lib/errors.ts";
 
 export type TaskRun<T> = { result: TaskResult<T>; out: string; err: string };
@@ -24,4 +27,20 @@ export async function runTask<T>(hre: HardhatRuntimeEnvironment, name: string, a
 export function taskValue<T>(run: { result: TaskResult<T>; err: string }): T {
   if (!run.result.success) assert.fail(`task failed: ${run.err}`);
   return run.result.value;
+}
+
+/**
+ * The project's own config with `localhost` pointing at a JSON-RPC server on `rpcPort` and
+ * Ignition's files under `tmp`, run with `--network localhost`, as a user would.
+ */
+export function taskHreFor(rpcPort: number, tmp: string): Promise<HardhatRuntimeEnvironment> {
+  return createHardhatRuntimeEnvironment(
+    {
+      ...userConfig,
+      paths: { ...userConfig.paths, ignition: path.join(tmp, "ignition"), cache: path.join(tmp, "cache") },
+      networks: { ...userConfig.networks, localhost: { type: "http", chainType: "l1", url: `http://127.0.0.1:${rpcPort}` } },
+    },
+    { network: "localhost" },
+    path.resolve(import.meta.dirname, "../.."),
+  );
 }

@@ -2,7 +2,7 @@
 // against a real JSON-RPC server (Hardhat's in-process chain served over HTTP, like `hardhat node`)
 // and a real IPFS RPC API (the embedded node's Kubo RPC server), plus the scripts/lib pieces.
 import assert from "node:assert/strict";
-import { runTask, taskValue } from "./run-task.ts";
+import { runTask, taskHreFor, taskValue } from "./run-task.ts";
 import { mkdtemp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -256,17 +256,7 @@ describe("tasks against a JSON-RPC node and an IPFS node", function () {
     const { port } = await rpc.listen();
     store = await createEmbeddedStore({ directory: path.join(tmp, "ipfs") });
     ipfs = await startKuboRpcServer({ store, port: 0 });
-    // The project's config with `localhost` pointing at that server and Ignition's files in tmp,
-    // run with `--network localhost`, as a user would.
-    taskHre = await createHardhatRuntimeEnvironment(
-      {
-        ...userConfig,
-        paths: { ...userConfig.paths, ignition: path.join(tmp, "ignition"), cache: path.join(tmp, "cache") },
-        networks: { ...userConfig.networks, localhost: { type: "http", chainType: "l1", url: `http://127.0.0.1:${port}` } },
-      },
-      { network: "localhost" },
-      ROOT,
-    );
+    taskHre = await taskHreFor(port, tmp);
     connection = await taskHre.network.getOrCreate();
     const deployment = await deployNovaCron(connection, { paths: taskHre.config.paths, log: () => {} });
     addresses = deployment.addresses;
