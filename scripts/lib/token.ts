@@ -38,34 +38,40 @@ export interface Permit {
   s: string;
 }
 
+const PERMIT_TYPES = {
+  Permit: [
+    { name: "owner", type: "address" },
+    { name: "spender", type: "address" },
+    { name: "value", type: "uint256" },
+    { name: "nonce", type: "uint256" },
+    { name: "deadline", type: "uint256" },
+  ],
+};
+
+/**
+ * The EIP-712 typed data of a permit from `owner`, ready for `signTypedData`. The domain comes from
+ * the token itself (ERC-5267), so its name and version are never guessed.
+ */
+export async function permitTypedData(token: CreditToken, owner: string, spender: string, value: bigint, deadline: bigint) {
+  const { name, version, chainId, verifyingContract } = await token.eip712Domain();
+  const nonce = await token.nonces(owner);
+  return {
+    domain: { name, version, chainId, verifyingContract },
+    types: PERMIT_TYPES,
+    message: { owner, spender, value, nonce, deadline },
+  };
+}
+
 /**
  * Signs an EIP-2612 permit letting `spender` take `value` from the signer until `deadline`
  * (default: one hour after the latest block, since a dev chain's clock may run ahead of the wall clock).
  */
 export async function signPermit(token: CreditToken, signer: Signer, spender: string, value: bigint, deadline?: bigint): Promise<Permit> {
-  const owner = await signer.getAddress();
   const provider = signer.provider;
   if (provider === null) throw new Error("The signer has no provider.");
   const latest = await provider.getBlock("latest");
   const until = deadline ?? BigInt(latest?.timestamp ?? Math.floor(Date.now() / 1000)) + 3600n;
-  // ERC-5267: the token publishes its own EIP-712 domain, so name and version are never guessed.
-  const domainFields = await token.eip712Domain();
-  const domain = {
-    name: domainFields.name,
-    version: domainFields.version,
-    chainId: domainFields.chainId,
-    verifyingContract: domainFields.verifyingContract,
-  };
-  const types = {
-    Permit: [
-      { name: "owner", type: "address" },
-      { name: "spender", type: "address" },
-      { name: "value", type: "uint256" },
-      { name: "nonce", type: "uint256" },
-      { name: "deadline", type: "uint256" },
-    ],
-  };
-  const nonce = await token.nonces(owner);
-  const signature = Signature.from(await signer.signTypedData(domain, types, { owner, spender, value, nonce, deadline: until }));
+  const { domain, types, message } = await permitTypedData(token, await signer.getAddress(), spender, value, until);
+  const signature = Signature.from(await signer.signTypedData(domain, types, message));
   return { deadline: until, v: signature.v, r: signature.r, s: signature.s };
 }

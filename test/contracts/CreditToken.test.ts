@@ -12,6 +12,7 @@ import {
   type Fixture,
 } from "./fixtures.ts";
 import type { CreditToken } from "../../types/ethers-contracts/index.ts";
+import { permitTypedData } from "../../scripts/lib/token.ts";
 
 const { ethers, networkHelpers } = await network.create();
 
@@ -86,24 +87,8 @@ describe("CreditToken", function () {
       const spender = f.stranger.address;
       const deadline = BigInt(await networkHelpers.time.latest()) + 3_600n;
       // tenant2 signs a permit that claims to be from tenant.
-      const domain = {
-        name: "NovaCron Credit",
-        version: "1",
-        chainId: (await ethers.provider.getNetwork()).chainId,
-        verifyingContract: await f.token.getAddress(),
-      };
-      const types = {
-        Permit: [
-          { name: "owner", type: "address" },
-          { name: "spender", type: "address" },
-          { name: "value", type: "uint256" },
-          { name: "nonce", type: "uint256" },
-          { name: "deadline", type: "uint256" },
-        ],
-      };
-      const sig = ethers.Signature.from(
-        await f.tenant2.signTypedData(domain, types, { owner: f.tenant.address, spender, value: 1n, nonce: 0n, deadline }),
-      );
+      const { domain, types, message } = await permitTypedData(f.token, f.tenant.address, spender, 1n, deadline);
+      const sig = ethers.Signature.from(await f.tenant2.signTypedData(domain, types, message));
       await expect(f.token.permit(f.tenant.address, spender, 1n, deadline, sig.v, sig.r, sig.s))
         .to.be.revertedWithCustomError(f.token, "ERC2612InvalidSigner")
         .withArgs(f.tenant2.address, f.tenant.address);

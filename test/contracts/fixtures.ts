@@ -2,6 +2,7 @@ import type { HardhatEthers, HardhatEthersSigner } from "@nomicfoundation/hardha
 import type { NetworkConnection } from "hardhat/types/network";
 import { encodeBytes32String, type ContractTransactionResponse, type Signature } from "ethers";
 import type { CreditToken, ProviderRegistry, VmRegistry } from "../../types/ethers-contracts/index.ts";
+import { permitTypedData } from "../../scripts/lib/token.ts";
 
 /** Mirrors `VmState` in contracts/interfaces/IVmRegistry.sol. */
 export const VmState = {
@@ -169,23 +170,7 @@ export async function signPermit(
   value: bigint,
   deadline: bigint,
 ): Promise<Signature> {
-  const { chainId } = await f.ethers.provider.getNetwork();
-  const domain = {
-    name: await f.token.name(),
-    version: "1",
-    chainId,
-    verifyingContract: await f.token.getAddress(),
-  };
-  const types = {
-    Permit: [
-      { name: "owner", type: "address" },
-      { name: "spender", type: "address" },
-      { name: "value", type: "uint256" },
-      { name: "nonce", type: "uint256" },
-      { name: "deadline", type: "uint256" },
-    ],
-  };
-  const message = { owner: owner.address, spender, value, nonce: await f.token.nonces(owner.address), deadline };
+  const { domain, types, message } = await permitTypedData(f.token, owner.address, spender, value, deadline);
   return f.ethers.Signature.from(await owner.signTypedData(domain, types, message));
 }
 

@@ -81,9 +81,13 @@ library PolicyWriter {
         c.delay = cs.delay;
         c.expiryWindow = cs.expiryWindow;
         c.name = cs.name;
-        _storeSorted(c.signers, cs.signers, classIndex);
+        // Fixed storage arrays of different lengths cannot share a parameter type, so only the
+        // ordering rule is shared; each list is then copied as it is.
+        _requireSortedUnique(cs.signers, classIndex);
+        for (uint256 i; i < signers; ++i) c.signers[i] = cs.signers[i];
         c.signerCode = _deploySignerCode(cs.signers);
-        _storeSorted(c.guardians, cs.guardians, classIndex);
+        _requireSortedUnique(cs.guardians, classIndex);
+        for (uint256 i; i < guardians; ++i) c.guardians[i] = cs.guardians[i];
         for (uint256 r; r < rules; ++r) {
             _storeRule(c.rules[r], cs.rules[r], classIndex, r);
         }
@@ -111,22 +115,12 @@ library PolicyWriter {
         if (code == address(0)) revert IPolicyAccount.PolicyAccountTooMany(Limit.Signers, n, MAX_SIGNERS);
     }
 
-    function _storeSorted(address[MAX_SIGNERS] storage to, address[] calldata from, uint256 classIndex) private {
+    /// @dev Strictly ascending, so every address appears once and lookups can stop early.
+    function _requireSortedUnique(address[] calldata list, uint256 classIndex) private pure {
         address previous;
-        for (uint256 i; i < from.length; ++i) {
-            address a = from[i];
+        for (uint256 i; i < list.length; ++i) {
+            address a = list[i];
             if (a <= previous) revert IPolicyAccount.PolicyAccountUnsortedAddresses(classIndex, a);
-            to[i] = a;
-            previous = a;
-        }
-    }
-
-    function _storeSorted(address[MAX_GUARDIANS] storage to, address[] calldata from, uint256 classIndex) private {
-        address previous;
-        for (uint256 i; i < from.length; ++i) {
-            address a = from[i];
-            if (a <= previous) revert IPolicyAccount.PolicyAccountUnsortedAddresses(classIndex, a);
-            to[i] = a;
             previous = a;
         }
     }
