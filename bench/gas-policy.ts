@@ -10,7 +10,7 @@ import path from "node:path";
 import { network } from "hardhat";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/types";
 import type { ContractTransactionResponse } from "ethers";
-import { buildPolicy, compactSignature, digestOf, sortSignatures, typedOperation, actionFor, type Call, type PolicyJson } from "../scripts/lib/policy.ts";
+import { buildPolicy, compactSignature, digestOf, packSignatures, sortSignatures, typedOperation, actionFor, type Call, type PolicyJson } from "../scripts/lib/policy.ts";
 import { createSafe, deploySafeInfrastructure, safeExec, safeTransactionSignature, SAFE_VERSION } from "../test/policy/safe.ts";
 import type { CreditToken, PolicyAccount } from "../types/ethers-contracts/index.ts";
 
@@ -75,8 +75,10 @@ async function signed(a: Awaited<ReturnType<typeof deployAccount>>, by: HardhatE
   const onChain = await a.account.operationDigest(calls, nonce, version, deadline);
   if (onChain !== digestOf(op)) throw new Error("typed data and contract disagree");
   // ERC-2098 compact signatures (64 bytes), which the account accepts beside the 65-byte form.
-  return sortSignatures(
-    await Promise.all(by.map(async (s) => ({ signer: s.address, signature: ((x: string) => (compact ? compactSignature(x) : x))(await s.signTypedData(op.domain, op.types, op.message)) }))),
+  return packSignatures(
+    sortSignatures(
+      await Promise.all(by.map(async (s) => ({ signer: s.address, signature: ((x: string) => (compact ? compactSignature(x) : x))(await s.signTypedData(op.domain, op.types, op.message)) }))),
+    ),
   );
 }
 

@@ -4,8 +4,8 @@ pragma solidity 0.8.30;
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {IPolicyAccount} from "../interfaces/IPolicyAccount.sol";
-import {PolicyStore} from "../libraries/PolicyStore.sol";
-import {Call, SignerSignature} from "../PolicyTypes.sol";
+import {PolicyContent} from "../libraries/PolicyContent.sol";
+import {Call} from "../PolicyTypes.sol";
 
 /// @title SignatureApprovals
 /// @notice EIP-712 typed data of operations and the check of signatures submitted together.
@@ -13,27 +13,32 @@ import {Call, SignerSignature} from "../PolicyTypes.sol";
 /// version and a deadline. A single call whose rule names an action type is signed as that type, so a wallet
 /// shows e.g. `TerminateVm(address target,uint256 value,uint256 vmId,uint256 nonce,uint64 policyVersion,uint256 deadline)`;
 /// anything else is signed as the generic `Operation`.
+/// @dev Signatures arrive packed in one `bytes` (see {IPolicyAccount-executeWithSignatures}), ordered by signer:
+/// an ECDSA entry carries no signer address (it is the recovered one), which saves a calldata word per signature.
 abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
     bytes32 internal constant CALL_TYPEHASH = keccak256("Call(address target,uint256 value,bytes data)");
     bytes32 internal constant OPERATION_TYPEHASH = keccak256(
         "Operation(Call[] calls,uint256 nonce,uint64 policyVersion,uint256 deadline)Call(address target,uint256 value,bytes data)"
     );
 
+    /// @dev First byte of a packed entry: ERC-2098 `r ‖ yParityAndS` follows. 27 or 28 (v) mean `r ‖ s` follows.
+    uint256 internal constant SIGNATURE_COMPACT = 0;
+    /// @dev First byte of a packed entry: an ERC-1271 contract signer; `signer (20) ‖ length (2) ‖ signature` follows.
+    uint256 internal constant SIGNATURE_CONTRACT = 1;
+
     constructor() EIP712("NovaCron PolicyAccount", "1") {}
 
-    /// @dev The digest to sign. `rule` is the single call's rule (ignored for batches).
-    function _digest(
-        Call[] calldata calls,
-        PolicyStore.Rule storage rule,
-        uint256 nonce,
-        uint64 version,
-        uint256 deadline
-    ) internal view returns (bytes32) {
+    /// @dev The digest to sign. `rule` is the single call's rule (a memory address; ignored for batches).
+    function _digest(Call[] calldata calls, uint256 rule, uint256 nonce, uint64 version, uint256 deadline)
+        internal
+        view
+        returns (bytes32)
+    {
         if (calls.length == 1) {
-            bytes32 typeHash = rule.actionTypeHash;
+            (, uint256 actionWords, bytes32 typeHash) = PolicyContent.action(rule);
             Call calldata call = calls[0];
             // The named type covers exactly the call's argument words, so it commits to the whole calldata.
-            if (typeHash != 0 && call.data.length == 4 + 32 * uint256(rule.actionWords)) {
+            if (typeHash != 0 && call.data.length == 4 + 32 * actionWords) {
                 return _hashTypedDataV4(_namedStructHash(typeHash, call, nonce, version, deadline));
             }
         }
@@ -77,28 +82,22 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
         return keccak256(abi.encode(OPERATION_TYPEHASH, keccak256(abi.encodePacked(hashes)), nonce, version, deadline));
     }
 
-    /// @dev Checks `signatures` (sorted by signer, unique) over `digest` against class `c` and returns the
-    /// bitmask of the class's signers who signed. An EOA signature is an ECDSA signature that recovers to the
-    /// signer; otherwise the signer must be a contract whose ERC-1271 `isValidSignature` accepts it.
-    function _signedBy(bytes32 digest, PolicyStore.Class storage c, SignerSignature[] calldata signatures)
-        internal
-        view
-        returns (uint16 bits)
-    {
-        uint256 signerCount = c.signerCount;
-        uint256 list = _loadSigners(c.signerCode, signerCount);
-        uint256 n = signatures.length;
-        uint256 j;
-        address previous;
-        for (uint256 i; i < n;) {
-            (address signer, bool recovered) = _recoverAt(digest, signatures, i);
-            if (signer <= previous) revert PolicyAccountUnsortedSigners(i, signer);
-            // Not an ECDSA signature of `signer`: maybe a contract signer (ERC-1271). The checked ABI access is
-            // only paid on this path.
-            if (!recovered && !SignatureChecker.isValidERC1271SignatureNowCalldata(signer, digest, signatures[i].signature)) {
-                revert PolicyAccountInvalidSignature(i, signer);
+    /// @dev Checks the packed `signatures` over `digest` against class `cls` (a memory address in the content) and
+    /// returns the bitmask of the class's signers who signed. Entries must be in strictly ascending signer order.
+    function _signedBy(bytes32 digest, uint256 cls, bytes calldata signatures) internal view returns (uint16 bits) {
+        (, uint256 signerCount,,) = PolicyContent.params(cls);
+        uint256 list = PolicyContent.signers(cls);
+        uint256 j; // class signers before j are used or skipped: both lists ascend, so one forward walk matches them
+        uint256 at;
+        for (uint256 i; at < signatures.length; ++i) {
+            uint256 kind = uint8(signatures[at]);
+            address signer;
+            uint256 next;
+            if (kind == SIGNATURE_CONTRACT) {
+                (signer, next) = _contractEntry(signatures, at, i);
+            } else {
+                (signer, next) = _recover(digest, signatures, at, kind, i);
             }
-            // Class signers are sorted too: walk forward to this signer.
             bool found;
             assembly ("memory-safe") {
                 let member := 0
@@ -112,72 +111,85 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
                     j := add(j, 1)
                 }
             }
-            if (!found) revert PolicyAccountSignerNotInClass(i, signer);
-            previous = signer;
-            // i < n <= calldata size: cannot overflow.
-            unchecked {
-                ++i;
-            }
+            if (!found) _rejectSigner(list, signerCount, i, signer, kind == SIGNATURE_CONTRACT);
+            // A contract signer is asked only once it is known to be a class signer in order.
+            if (
+                kind == SIGNATURE_CONTRACT
+                    && !SignatureChecker.isValidERC1271SignatureNowCalldata(signer, digest, signatures[at + 23:next])
+            ) revert PolicyAccountInvalidSignature(i, signer);
+            at = next;
         }
     }
 
-    /// @dev Signature `i`'s signer and whether its signature is an ECDSA signature of `digest` by that signer:
-    /// 65 bytes (r ‖ s ‖ v) or 64 bytes (ERC-2098 r ‖ vs), low s only (EIP-2), as OpenZeppelin's ECDSA accepts.
-    /// Reads the ABI-encoded array directly: an offset out of the calldata reads zeros, which never form a valid
-    /// signature, and the signer word must be a clean address.
-    function _recoverAt(bytes32 digest, SignerSignature[] calldata signatures, uint256 i)
+    /// @dev The signer of ECDSA entry `i` at `at` (`v ‖ r ‖ s`, or `0 ‖ r ‖ yParityAndS` for ERC-2098) and where the
+    /// next entry starts. Low s only (EIP-2), as OpenZeppelin's ECDSA accepts. Reverts with the recovered address
+    /// (zero when there is none) when the entry is truncated, has another v, a high s, or does not recover.
+    function _recover(bytes32 digest, bytes calldata signatures, uint256 at, uint256 kind, uint256 i)
         private
         view
-        returns (address signer, bool recovered)
+        returns (address signer, uint256 next)
     {
-        bool dirty;
+        next = at + 65;
+        if (next > signatures.length) revert PolicyAccountInvalidSignature(i, address(0));
+        bool valid;
         assembly ("memory-safe") {
-            let elem := add(signatures.offset, calldataload(add(signatures.offset, shl(5, i))))
-            let word := calldataload(elem)
-            dirty := shr(160, word)
-            signer := word
-            let sig := add(elem, calldataload(add(elem, 0x20)))
-            let length := calldataload(sig)
-            let r := calldataload(add(sig, 0x20))
-            let s := calldataload(add(sig, 0x40))
+            let entry := add(signatures.offset, at)
+            let r := calldataload(add(entry, 1))
+            let s := calldataload(add(entry, 33))
             let v := 0
-            switch length
-            case 65 { v := byte(0, calldataload(add(sig, 0x60))) }
-            case 64 {
+            switch kind
+            case 0 {
                 v := add(27, shr(255, s))
                 s := and(s, 0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff)
             }
-            if and(iszero(iszero(v)), iszero(gt(s, 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0))) {
+            case 27 { v := 27 }
+            case 28 { v := 28 }
+            if v {
                 let ptr := mload(0x40)
                 mstore(ptr, digest)
                 mstore(add(ptr, 0x20), v)
                 mstore(add(ptr, 0x40), r)
                 mstore(add(ptr, 0x60), s)
                 mstore(0x00, 0)
-                if staticcall(gas(), 0x01, ptr, 0x80, 0x00, 0x20) {
-                    let who := mload(0x00)
-                    recovered := and(iszero(iszero(who)), eq(who, signer))
-                }
+                // The precompile accepts a high s, so the revert below can name who the malleable twin is of.
+                if staticcall(gas(), 0x01, ptr, 0x80, 0x00, 0x20) { signer := mload(0x00) }
             }
+            valid := and(iszero(iszero(signer)), iszero(gt(s, 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0)))
         }
-        if (dirty) revert PolicyAccountInvalidSignature(i, signer);
+        if (!valid) revert PolicyAccountInvalidSignature(i, signer);
     }
 
-    /// @dev The class's sorted signers, 20 bytes each, copied to memory from its signer code: one EXTCODECOPY
-    /// instead of one SLOAD per signer. Returns the memory address of the first one.
-    function _loadSigners(address code, uint256 count) private view returns (uint256 list) {
-        assembly ("memory-safe") {
-            list := mload(0x40)
-            extcodecopy(code, list, 1, mul(count, 20))
-            mstore(0x40, add(list, add(mul(count, 20), 32)))
-        }
+    /// @dev The signer of contract entry `i` at `at` and where the next entry starts (after its signature).
+    function _contractEntry(bytes calldata signatures, uint256 at, uint256 i)
+        private
+        pure
+        returns (address signer, uint256 next)
+    {
+        if (at + 23 > signatures.length) revert PolicyAccountInvalidSignature(i, address(0));
+        signer = address(bytes20(signatures[at + 1:at + 21]));
+        next = at + 23 + uint16(bytes2(signatures[at + 21:at + 23]));
+        if (next > signatures.length) revert PolicyAccountInvalidSignature(i, signer);
     }
 
-    /// @dev Position of `account` among class `c`'s signers, or `found = false`.
-    function _signerIndex(PolicyStore.Class storage c, address account) internal view returns (bool found, uint256 index) {
-        uint256 n = c.signerCount;
+    /// @dev Entry `i`'s `signer` is not the next class signer in order: it is a class signer out of order or
+    /// repeated, an outsider, or (for ECDSA) the address a signature of other data recovers to.
+    function _rejectSigner(uint256 list, uint256 signerCount, uint256 i, address signer, bool isContract) private pure {
+        for (uint256 k; k < signerCount; ++k) {
+            address member;
+            assembly ("memory-safe") {
+                member := shr(96, mload(add(list, mul(k, 20))))
+            }
+            if (member == signer) revert PolicyAccountUnsortedSigners(i, signer);
+        }
+        if (isContract) revert PolicyAccountSignerNotInClass(i, signer);
+        revert PolicyAccountInvalidSignature(i, signer);
+    }
+
+    /// @dev Position of `account` among class `cls`'s signers, or `found = false`.
+    function _signerIndex(uint256 cls, address account) internal pure returns (bool found, uint256 index) {
+        (, uint256 n,,) = PolicyContent.params(cls);
         for (uint256 i; i < n; ++i) {
-            if (c.signers[i] == account) return (true, i);
+            if (PolicyContent.signerAt(cls, i) == account) return (true, i);
         }
         return (false, 0);
     }
