@@ -3,6 +3,7 @@ pragma solidity 0.8.30;
 
 import {IPolicyAccount} from "./interfaces/IPolicyAccount.sol";
 import {PolicyContent} from "./libraries/PolicyContent.sol";
+import {CallsCalldata} from "./libraries/CallsCalldata.sol";
 import {AgentRoles} from "./base/AgentRoles.sol";
 import {PolicyVersions} from "./base/PolicyVersions.sol";
 import {SignatureApprovals} from "./base/SignatureApprovals.sol";
@@ -107,9 +108,9 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         (uint256 content, uint64 version,) = _active();
         Draft memory d;
         for (uint256 i; i < n; ++i) {
-            Call calldata call = calls[i];
-            (bool found, uint8 ruleIndex) = PolicyContent.recoveryRule(content, call.target, call.data, address(this));
-            if (!found) revert PolicyAccountActionDenied(i, call.target, _selectorOf(call.data));
+            (address target,, bytes calldata data) = CallsCalldata.at(calls, i);
+            (bool found, uint8 ruleIndex) = PolicyContent.recoveryRule(content, target, data, address(this));
+            if (!found) revert PolicyAccountActionDenied(i, target, _selectorOf(data));
             // A single call is signed as its rule's named action, if it has one.
             d.ruleIndex = ruleIndex;
         }
@@ -439,10 +440,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
 
     function _run(Call[] calldata calls) private {
         for (uint256 i; i < calls.length; ++i) {
-            Call calldata call = calls[i];
-            address target = call.target;
-            uint256 value = call.value;
-            bytes calldata data = call.data;
+            (address target, uint256 value, bytes calldata data) = CallsCalldata.at(calls, i);
             bool ok;
             // Solidity's `call` copies the return data into memory; nobody reads it unless the call failed.
             assembly ("memory-safe") {

@@ -5,6 +5,7 @@ import {IPolicyAccount} from "../interfaces/IPolicyAccount.sol";
 import {PolicyContent} from "../libraries/PolicyContent.sol";
 import {PolicyWriter} from "../libraries/PolicyWriter.sol";
 import {CalldataConditions} from "../libraries/CalldataConditions.sol";
+import {CallsCalldata} from "../libraries/CallsCalldata.sol";
 import {Call, Limit, PolicySpec, MAX_CALLS, MAX_FLOOR_WALK} from "../PolicyTypes.sol";
 
 /// @title PolicyVersions
@@ -157,8 +158,17 @@ abstract contract PolicyVersions is IPolicyAccount {
 
     /// @dev The active content (in memory), its version and the end of its delay-floor window: one SLOAD.
     function _active() internal view returns (uint256 content, uint64 version, uint40 floorUntil) {
-        Head memory h = _head;
-        return (PolicyContent.load(h.code, h.size), h.version, h.floorUntil);
+        address code;
+        uint256 size;
+        // Unpacked on the stack: copying the struct to memory costs more than the signed path can spare.
+        assembly ("memory-safe") {
+            let head := sload(_head.slot) // code (160) | size (16) | version (32) | floorUntil (40), low bits first
+            code := and(head, 0xffffffffffffffffffffffffffffffffffffffff)
+            size := and(shr(160, head), 0xffff)
+            version := and(shr(176, head), 0xffffffff)
+            floorUntil := shr(208, head)
+        }
+        content = PolicyContent.load(code, size);
     }
 
     function _activeVersion() internal view returns (uint64) {
@@ -200,7 +210,7 @@ abstract contract PolicyVersions is IPolicyAccount {
         if (n > MAX_CALLS) revert PolicyAccountTooMany(Limit.Calls, n, MAX_CALLS);
         uint256 rules;
         for (uint256 i; i < n; ++i) {
-            (bool found, uint8 c, uint256 r) = _classOfCall(content, calls[i], i, strict);
+            (bool found, uint8 c, uint256 r) = _classOfCall(content, calls, i, strict);
             if (!found) return (0, 0, 0);
             classMask |= uint16(1 << c);
             rules = r;
@@ -215,15 +225,14 @@ abstract contract PolicyVersions is IPolicyAccount {
         ruleIndex = uint8(rules >> (8 * classIndex));
     }
 
-    /// @dev The strictest class matching `call` (number `i` of its batch) and its matched rules; with `strict`,
-    /// reverts instead of returning `found = false`.
-    function _classOfCall(uint256 content, Call calldata call, uint256 i, bool strict)
+    /// @dev The strictest class matching call `i` of `calls` and its matched rules; with `strict`, reverts instead
+    /// of returning `found = false`.
+    function _classOfCall(uint256 content, Call[] calldata calls, uint256 i, bool strict)
         private
         view
         returns (bool found, uint8 classIndex, uint256 rules)
     {
-        address target = call.target;
-        bytes calldata data = call.data;
+        (address target,, bytes calldata data) = CallsCalldata.at(calls, i);
         if (target == address(0)) revert PolicyAccountZeroTarget(i);
         uint16 mask;
         (mask, rules) = PolicyContent.candidates(content, target, data, address(this));
@@ -245,18 +254,26 @@ abstract contract PolicyVersions is IPolicyAccount {
         if (n == 0) revert PolicyAccountNoCalls();
         if (n > MAX_CALLS) revert PolicyAccountTooMany(Limit.Calls, n, MAX_CALLS);
         for (uint256 i; i < n; ++i) {
-            Call calldata call = calls[i];
-            (, uint8 c, uint256 rules) = _classOfCall(content, call, i, true);
+            (, uint8 c, uint256 rules) = _classOfCall(content, calls, i, true);
             if (scope & (1 << c) == 0) revert PolicyAccountAgentOutOfScope(agent, i, c);
-            uint256 cls = PolicyContent.classAt(content, c);
-            (uint256 spendArg,,) = PolicyContent.action(PolicyContent.ruleAt(content, cls, uint8(rules >> (8 * c))));
-            if (spendArg != 0) {
-                (bool ok, uint256 word) = CalldataConditions.headWord(call.data, spendArg - 1);
-                // A call too short to hold its spend word would be rejected by the target's decoder anyway.
-                if (!ok) revert PolicyAccountActionDenied(i, call.target, _selectorOf(call.data));
-                spend += word;
-            }
+            spend += _spendWord(content, c, uint8(rules >> (8 * c)), calls, i);
         }
+    }
+
+    /// @dev The word call `i` of `calls`, of class `classIndex` by rule `ruleIndex`, charges an agent with.
+    function _spendWord(uint256 content, uint8 classIndex, uint8 ruleIndex, Call[] calldata calls, uint256 i)
+        private
+        pure
+        returns (uint256 word)
+    {
+        (address target,, bytes calldata data) = CallsCalldata.at(calls, i);
+        uint256 rule = PolicyContent.ruleAt(content, PolicyContent.classAt(content, classIndex), ruleIndex);
+        (uint256 spendArg,,) = PolicyContent.action(rule);
+        if (spendArg == 0) return 0;
+        bool ok;
+        (ok, word) = CalldataConditions.headWord(data, spendArg - 1);
+        // A call too short to hold its spend word would be rejected by the target's decoder anyway.
+        if (!ok) revert PolicyAccountActionDenied(i, target, _selectorOf(data));
     }
 
     /// @dev The earliest time an operation on `calls` proposed now under `version` may run: for each recent version

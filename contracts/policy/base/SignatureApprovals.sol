@@ -5,6 +5,7 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {IPolicyAccount} from "../interfaces/IPolicyAccount.sol";
 import {PolicyContent} from "../libraries/PolicyContent.sol";
+import {CallsCalldata} from "../libraries/CallsCalldata.sol";
 import {Call} from "../PolicyTypes.sol";
 
 /// @title SignatureApprovals
@@ -36,25 +37,28 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
     {
         if (calls.length == 1) {
             (, uint256 actionWords, bytes32 typeHash) = PolicyContent.action(rule);
-            Call calldata call = calls[0];
             // The named type covers exactly the call's argument words, so it commits to the whole calldata.
-            if (typeHash != 0 && call.data.length == 4 + 32 * actionWords) {
-                return _hashTypedDataV4(_namedStructHash(typeHash, call, nonce, version, deadline));
+            if (typeHash != 0) {
+                bytes32 structHash = _namedStructHash(typeHash, calls, 4 + 32 * actionWords, nonce, version, deadline);
+                if (structHash != 0) return _hashTypedDataV4(structHash);
             }
         }
         return _hashTypedDataV4(_operationStructHash(calls, nonce, version, deadline));
     }
 
-    /// @dev keccak256(typeHash ‖ target ‖ value ‖ argument words ‖ nonce ‖ version ‖ deadline): for static
-    /// arguments, EIP-712's encodeData of each field is exactly its ABI word.
-    function _namedStructHash(bytes32 typeHash, Call calldata call, uint256 nonce, uint64 version, uint256 deadline)
-        private
-        pure
-        returns (bytes32 h)
-    {
-        bytes calldata data = call.data;
-        address target = call.target;
-        uint256 value = call.value;
+    /// @dev keccak256(typeHash ‖ target ‖ value ‖ argument words ‖ nonce ‖ version ‖ deadline) of the single call:
+    /// for static arguments, EIP-712's encodeData of each field is exactly its ABI word. Zero (no named hash) when the
+    /// call's data is not `dataLength` bytes.
+    function _namedStructHash(
+        bytes32 typeHash,
+        Call[] calldata calls,
+        uint256 dataLength,
+        uint256 nonce,
+        uint64 version,
+        uint256 deadline
+    ) private pure returns (bytes32 h) {
+        (address target, uint256 value, bytes calldata data) = CallsCalldata.at(calls, 0);
+        if (data.length != dataLength) return 0;
         assembly ("memory-safe") {
             let ptr := mload(0x40)
             mstore(ptr, typeHash)
@@ -77,7 +81,8 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
     {
         bytes32[] memory hashes = new bytes32[](calls.length);
         for (uint256 i; i < calls.length; ++i) {
-            hashes[i] = keccak256(abi.encode(CALL_TYPEHASH, calls[i].target, calls[i].value, keccak256(calls[i].data)));
+            (address target, uint256 value, bytes calldata data) = CallsCalldata.at(calls, i);
+            hashes[i] = keccak256(abi.encode(CALL_TYPEHASH, target, value, keccak256(data)));
         }
         return keccak256(abi.encode(OPERATION_TYPEHASH, keccak256(abi.encodePacked(hashes)), nonce, version, deadline));
     }

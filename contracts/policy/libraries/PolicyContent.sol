@@ -175,7 +175,10 @@ library PolicyContent {
             if (length != 0 && length < 4) return (0, 0);
             // The index keys calls to this account as address(0): target (20) | selector (4) | 8 bytes not compared.
             uint256 keyTarget = target == self ? 0 : uint160(target);
-            uint256 selector = length == 0 ? 0 : uint32(bytes4(data[:4]));
+            uint256 selector;
+            assembly ("memory-safe") {
+                selector := mul(iszero(iszero(length)), shr(224, calldataload(data.offset)))
+            }
             key = (keyTarget << 96) | (selector << 64);
         }
         uint256 count;
