@@ -497,9 +497,8 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
 
     function _popcount(uint16 x) private pure returns (uint256 count) {
         // At most 16 iterations.
-        while (x != 0) {
-            x &= x - 1;
-            ++count;
+        assembly ("memory-safe") {
+            for {} x { x := and(x, sub(x, 1)) } { count := add(count, 1) }
         }
     }
 }

@@ -213,8 +213,11 @@ abstract contract PolicyVersions is IPolicyAccount {
             (bool found, uint8 c, uint256 r) = _classOfCall(content, calls, i, strict);
             if (!found) return (0, 0, 0);
             classMask |= uint16(1 << c);
+            classIndex = c;
             rules = r;
         }
+        // A single call's class is its own strictest.
+        if (n == 1) return (classIndex, classMask, uint8(rules >> (8 * classIndex)));
         bool ok;
         (ok, classIndex) = PolicyContent.strictest(content, classMask);
         if (!ok) {

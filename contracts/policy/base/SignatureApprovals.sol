@@ -27,6 +27,13 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
     /// @dev First byte of a packed entry: an ERC-1271 contract signer; `signer (20) ‖ length (2) ‖ signature` follows.
     uint256 internal constant SIGNATURE_CONTRACT = 1;
 
+    /// @dev Why {_signedBy}'s assembly loop stopped: the end, an entry proving nothing, a signer that is not the next
+    /// class signer in order, or a contract signer whose ERC-1271 check is due.
+    uint256 private constant WALK_DONE = 0;
+    uint256 private constant WALK_INVALID = 1;
+    uint256 private constant WALK_NOT_NEXT = 2;
+    uint256 private constant WALK_CONTRACT = 3;
+
     constructor() EIP712("NovaCron PolicyAccount", "1") {}
 
     /// @dev The digest to sign. `rule` is the single call's rule (a memory address; ignored for batches).
@@ -90,90 +97,94 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
     /// @dev Checks the packed `signatures` over `digest` against class `cls` (a memory address in the content) and
     /// returns the bitmask of the class's signers who signed. Entries must be in strictly ascending signer order.
     function _signedBy(bytes32 digest, uint256 cls, bytes calldata signatures) internal view returns (uint16 bits) {
-        (, uint256 signerCount,,) = PolicyContent.params(cls);
         uint256 list = PolicyContent.signers(cls);
+        (, uint256 signerCount,,) = PolicyContent.params(cls);
         uint256 j; // class signers before j are used or skipped: both lists ascend, so one forward walk matches them
         uint256 at;
-        for (uint256 i; at < signatures.length; ++i) {
-            uint256 kind = uint8(signatures[at]);
+        uint256 i;
+        while (true) {
+            uint256 reason;
+            uint256 kind;
             address signer;
             uint256 next;
-            if (kind == SIGNATURE_CONTRACT) {
-                (signer, next) = _contractEntry(signatures, at, i);
-            } else {
-                (signer, next) = _recover(digest, signatures, at, kind, i);
-            }
-            bool found;
+            // Entries are parsed, recovered and matched without leaving assembly: besides the precompile, this loop
+            // is most of what a signature costs. It stops at the end, at an error, or after matching a contract
+            // signer, whose ERC-1271 check follows below.
             assembly ("memory-safe") {
-                let member := 0
-                for {} lt(j, signerCount) { j := add(j, 1) } {
-                    member := shr(96, mload(add(list, mul(j, 20))))
-                    if iszero(lt(member, signer)) { break }
-                }
-                found := and(lt(j, signerCount), eq(member, signer))
-                if found {
+                for {} 1 {} {
+                    if iszero(lt(at, signatures.length)) {
+                        reason := WALK_DONE
+                        break
+                    }
+                    let entry := add(signatures.offset, at)
+                    kind := byte(0, calldataload(entry))
+                    signer := 0
+                    let highS := 0
+                    switch kind
+                    case 1 {
+                        next := add(at, 23)
+                        if iszero(gt(next, signatures.length)) {
+                            signer := shr(96, calldataload(add(entry, 1)))
+                            next := add(next, shr(240, calldataload(add(entry, 21))))
+                        }
+                    }
+                    default {
+                        next := add(at, 65)
+                        let r := calldataload(add(entry, 1))
+                        let s := calldataload(add(entry, 33))
+                        let v := 0
+                        switch kind
+                        case 0 {
+                            v := add(27, shr(255, s))
+                            s := and(s, 0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff)
+                        }
+                        case 27 { v := 27 }
+                        case 28 { v := 28 }
+                        if and(iszero(iszero(v)), iszero(gt(next, signatures.length))) {
+                            let ptr := mload(0x40)
+                            mstore(ptr, digest)
+                            mstore(add(ptr, 0x20), v)
+                            mstore(add(ptr, 0x40), r)
+                            mstore(add(ptr, 0x60), s)
+                            mstore(0x00, 0)
+                            // The precompile accepts a high s, so the error can name whose malleable twin this is.
+                            if staticcall(gas(), 0x01, ptr, 0x80, 0x00, 0x20) { signer := mload(0x00) }
+                        }
+                        highS := gt(s, 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0)
+                    }
+                    if or(or(iszero(signer), highS), gt(next, signatures.length)) {
+                        reason := WALK_INVALID
+                        break
+                    }
+                    let member := 0
+                    for {} lt(j, signerCount) { j := add(j, 1) } {
+                        member := shr(96, mload(add(list, mul(j, 20))))
+                        if iszero(lt(member, signer)) { break }
+                    }
+                    if iszero(and(lt(j, signerCount), eq(member, signer))) {
+                        reason := WALK_NOT_NEXT
+                        break
+                    }
                     bits := or(bits, shl(j, 1))
                     j := add(j, 1)
+                    if eq(kind, 1) {
+                        reason := WALK_CONTRACT
+                        break
+                    }
+                    at := next
+                    i := add(i, 1)
                 }
             }
-            if (!found) _rejectSigner(list, signerCount, i, signer, kind == SIGNATURE_CONTRACT);
-            // A contract signer is asked only once it is known to be a class signer in order.
-            if (
-                kind == SIGNATURE_CONTRACT
-                    && !SignatureChecker.isValidERC1271SignatureNowCalldata(signer, digest, signatures[at + 23:next])
-            ) revert PolicyAccountInvalidSignature(i, signer);
+            if (reason == WALK_DONE) return bits;
+            if (reason == WALK_INVALID) revert PolicyAccountInvalidSignature(i, signer);
+            if (reason == WALK_NOT_NEXT) _rejectSigner(list, signerCount, i, signer, kind == SIGNATURE_CONTRACT);
+            // A class signer in order, so only now is the contract asked, about its own bytes.
+            if (!SignatureChecker.isValidERC1271SignatureNowCalldata(signer, digest, signatures[at + 23:next])) {
+                revert PolicyAccountInvalidSignature(i, signer);
+            }
             at = next;
+            ++i;
         }
-    }
-
-    /// @dev The signer of ECDSA entry `i` at `at` (`v ‖ r ‖ s`, or `0 ‖ r ‖ yParityAndS` for ERC-2098) and where the
-    /// next entry starts. Low s only (EIP-2), as OpenZeppelin's ECDSA accepts. Reverts with the recovered address
-    /// (zero when there is none) when the entry is truncated, has another v, a high s, or does not recover.
-    function _recover(bytes32 digest, bytes calldata signatures, uint256 at, uint256 kind, uint256 i)
-        private
-        view
-        returns (address signer, uint256 next)
-    {
-        next = at + 65;
-        if (next > signatures.length) revert PolicyAccountInvalidSignature(i, address(0));
-        bool valid;
-        assembly ("memory-safe") {
-            let entry := add(signatures.offset, at)
-            let r := calldataload(add(entry, 1))
-            let s := calldataload(add(entry, 33))
-            let v := 0
-            switch kind
-            case 0 {
-                v := add(27, shr(255, s))
-                s := and(s, 0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff)
-            }
-            case 27 { v := 27 }
-            case 28 { v := 28 }
-            if v {
-                let ptr := mload(0x40)
-                mstore(ptr, digest)
-                mstore(add(ptr, 0x20), v)
-                mstore(add(ptr, 0x40), r)
-                mstore(add(ptr, 0x60), s)
-                mstore(0x00, 0)
-                // The precompile accepts a high s, so the revert below can name who the malleable twin is of.
-                if staticcall(gas(), 0x01, ptr, 0x80, 0x00, 0x20) { signer := mload(0x00) }
-            }
-            valid := and(iszero(iszero(signer)), iszero(gt(s, 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0)))
-        }
-        if (!valid) revert PolicyAccountInvalidSignature(i, signer);
-    }
-
-    /// @dev The signer of contract entry `i` at `at` and where the next entry starts (after its signature).
-    function _contractEntry(bytes calldata signatures, uint256 at, uint256 i)
-        private
-        pure
-        returns (address signer, uint256 next)
-    {
-        if (at + 23 > signatures.length) revert PolicyAccountInvalidSignature(i, address(0));
-        signer = address(bytes20(signatures[at + 1:at + 21]));
-        next = at + 23 + uint16(bytes2(signatures[at + 21:at + 23]));
-        if (next > signatures.length) revert PolicyAccountInvalidSignature(i, signer);
     }
 
     /// @dev Entry `i`'s `signer` is not the next class signer in order: it is a class signer out of order or

@@ -78,14 +78,10 @@ interface IPolicyAccount {
     );
     /// @notice A signed operation ran in one transaction (it was never stored). `signers` is the bitmask of the
     /// class's signers who signed; `digest` is the EIP-712 digest they signed (see {operationDigest}), which commits
-    /// to the calls: the calls themselves are in the transaction's input, not copied into the log.
+    /// to the calls: the calls themselves are in the transaction's input, not copied into the log. Only `opId` is
+    /// indexed: every further topic would cost each signed execution 375 gas.
     event SignedOperationExecuted(
-        uint256 indexed opId,
-        address indexed executor,
-        uint64 indexed version,
-        uint8 classIndex,
-        uint16 signers,
-        bytes32 digest
+        uint256 indexed opId, address executor, uint64 version, uint8 classIndex, uint16 signers, bytes32 digest
     );
     /// @notice The operation was cancelled by its proposer or a guardian.
     event OperationCancelled(uint256 indexed opId, address indexed by);

@@ -125,24 +125,29 @@ library PolicyContent {
     }
 
     /// @notice Where the class's ascending signers (20 bytes each) start in memory.
-    function signers(uint256 cls) internal pure returns (uint256) {
-        return cls + CLASS_HEADER;
+    function signers(uint256 cls) internal pure returns (uint256 list) {
+        assembly ("memory-safe") {
+            list := add(cls, CLASS_HEADER)
+        }
     }
 
-    function signerAt(uint256 cls, uint256 i) internal pure returns (address) {
-        return _addressAt(cls + CLASS_HEADER + 20 * i);
+    function signerAt(uint256 cls, uint256 i) internal pure returns (address v) {
+        assembly ("memory-safe") {
+            v := shr(96, mload(add(add(cls, CLASS_HEADER), mul(i, 20))))
+        }
     }
 
-    function guardianAt(uint256 cls, uint256 i) internal pure returns (address) {
-        uint256 signerCount = _byteAt(cls + 1);
-        return _addressAt(cls + CLASS_HEADER + 20 * (signerCount + i));
+    function guardianAt(uint256 cls, uint256 i) internal pure returns (address v) {
+        assembly ("memory-safe") {
+            v := shr(96, mload(add(add(cls, CLASS_HEADER), mul(add(byte(1, mload(cls)), i), 20))))
+        }
     }
 
     /// @notice Where rule `ruleIndex` of class `cls` starts in memory.
     function ruleAt(uint256 content, uint256 cls, uint256 ruleIndex) internal pure returns (uint256 rule) {
-        uint256 lists = _byteAt(cls + 1) + _byteAt(cls + 2);
         assembly ("memory-safe") {
-            let at := add(add(cls, CLASS_HEADER), add(mul(lists, 20), shl(1, ruleIndex)))
+            let w := mload(cls)
+            let at := add(add(cls, CLASS_HEADER), add(mul(add(byte(1, w), byte(2, w)), 20), shl(1, ruleIndex)))
             rule := add(content, shr(240, mload(at)))
         }
     }
@@ -169,37 +174,62 @@ library PolicyContent {
         returns (uint16 mask, uint256 rules)
     {
         uint256 key;
+        uint256 entry;
+        uint256 end;
         {
             uint256 length = data.length;
             // Calldata of 1 to 3 bytes is no function call at all: nothing matches it.
             if (length != 0 && length < 4) return (0, 0);
-            // The index keys calls to this account as address(0): target (20) | selector (4) | 8 bytes not compared.
-            uint256 keyTarget = target == self ? 0 : uint160(target);
-            uint256 selector;
             assembly ("memory-safe") {
-                selector := mul(iszero(iszero(length)), shr(224, calldataload(data.offset)))
+                // An entry's first 24 bytes: target (calls to this account as address(0)) | selector.
+                let keyTarget := mul(iszero(eq(target, self)), target)
+                key := or(shl(32, keyTarget), mul(iszero(iszero(length)), shr(224, calldataload(data.offset))))
+                entry := add(add(content, HEADER), shl(1, add(byte(0, mload(add(content, 36))), 1)))
+                end := add(entry, mul(byte(0, mload(add(content, 37))), INDEX_ENTRY))
             }
-            key = (keyTarget << 96) | (selector << 64);
         }
-        uint256 count;
-        uint256 entry;
-        assembly ("memory-safe") {
-            count := byte(0, mload(add(content, 37)))
-            entry := add(add(content, HEADER), shl(1, add(byte(0, mload(add(content, 36))), 1)))
-        }
-        for (uint256 e; e < count; ++e) {
+        while (true) {
             uint256 word;
-            assembly ("memory-safe") {
-                word := mload(add(entry, mul(e, INDEX_ENTRY)))
-            }
-            if (word >> 64 != key >> 64) continue;
-            uint256 classIndex = (word >> 56) & 0xff;
-            if (mask & (1 << classIndex) != 0) continue; // an earlier rule of this class matched already
+            (entry, word, mask, rules) = _scan(content, entry, end, key, mask, rules);
+            if (entry == end) return (mask, rules);
+            // A rule with conditions, the first candidate of its class: its conditions decide.
             if (_ruleHolds(content + ((word >> 32) & 0xffff), data, target, self)) {
-                mask |= uint16(1 << classIndex);
-                rules |= ((word >> 48) & 0xff) << (8 * classIndex);
+                (mask, rules) = _matched(word, mask, rules);
+            }
+            unchecked {
+                entry += INDEX_ENTRY;
             }
         }
+    }
+
+    /// @dev Walks index entries from `entry` to `end`: entries for `key` of a class that has no match yet are
+    /// matched at once when their rule has no conditions; stops at the first one whose rule has conditions
+    /// (returning it and its `word`), else returns `end`. In assembly because it runs for every call of every
+    /// operation, and most rules (a target and a function) have no conditions.
+    function _scan(uint256 content, uint256 entry, uint256 end, uint256 key, uint16 mask, uint256 rules)
+        private
+        pure
+        returns (uint256, uint256 word, uint16, uint256)
+    {
+        assembly ("memory-safe") {
+            for {} lt(entry, end) { entry := add(entry, INDEX_ENTRY) } {
+                word := mload(entry)
+                let classIndex := and(shr(56, word), 0xff)
+                // Its (target, selector), and no earlier rule of its class matched already.
+                if and(eq(shr(64, word), key), iszero(and(shr(classIndex, mask), 1))) {
+                    if byte(2, mload(add(content, and(shr(32, word), 0xffff)))) { break }
+                    mask := or(mask, shl(classIndex, 1))
+                    rules := or(rules, shl(shl(3, classIndex), and(shr(48, word), 0xff)))
+                }
+            }
+        }
+        return (entry, word, mask, rules);
+    }
+
+    /// @dev `mask` and `rules` with the class and rule of index entry `word` added.
+    function _matched(uint256 word, uint16 mask, uint256 rules) private pure returns (uint16, uint256) {
+        uint256 classIndex = (word >> 56) & 0xff;
+        return (mask | uint16(1 << classIndex), rules | (((word >> 48) & 0xff) << (8 * classIndex)));
     }
 
     /// @notice The strictest class in `mask`: one that dominates every other; `found` is false when none does.
@@ -207,9 +237,10 @@ library PolicyContent {
         if (mask == 0) return (false, 0);
         // One candidate: no lookup needed.
         if (mask & (mask - 1) == 0) {
-            uint8 i;
-            while ((mask >> i) & 1 == 0) ++i;
-            return (true, i);
+            assembly ("memory-safe") {
+                for {} iszero(and(shr(classIndex, mask), 1)) {} { classIndex := add(classIndex, 1) }
+            }
+            return (true, classIndex);
         }
         for (uint256 i; mask >> i != 0; ++i) {
             if (mask & (1 << i) == 0) continue;
@@ -226,24 +257,33 @@ library PolicyContent {
         returns (bool found, uint8 ruleIndex)
     {
         if (target != self || data.length < 4) return (false, 0);
-        bytes4 selector = bytes4(data[:4]);
         uint256 cls = classAt(content, RECOVERY);
         (, uint256 ruleCount,) = shape(cls);
         for (uint256 r; r < ruleCount; ++r) {
-            uint256 rule = ruleAt(content, cls, r);
-            bytes4 ruleSelector;
-            assembly ("memory-safe") {
-                ruleSelector := shl(224, shr(224, mload(add(rule, 55))))
-            }
-            if (ruleSelector == selector && _ruleHolds(rule, data, target, self)) return (true, uint8(r));
+            uint256 rule = _recoveryCandidate(content, cls, r, data);
+            // The recovery class calls only this account: the call's target is `self`.
+            if (rule != 0 && _ruleHolds(rule, data, self, self)) return (true, uint8(r));
         }
         return (false, 0);
     }
 
+    /// @dev Rule `r` of recovery class `cls`, or zero when its selector is not `data`'s.
+    function _recoveryCandidate(uint256 content, uint256 cls, uint256 r, bytes calldata data)
+        private
+        pure
+        returns (uint256 rule)
+    {
+        uint256 at = ruleAt(content, cls, r);
+        assembly ("memory-safe") {
+            if eq(shr(224, mload(add(at, 55))), shr(224, calldataload(data.offset))) { rule := at }
+        }
+    }
+
+    /// @dev Whether every condition of `rule` holds for the call.
     function _ruleHolds(uint256 rule, bytes calldata data, address target, address self) private view returns (bool) {
-        uint256 n = _byteAt(rule + 2);
+        uint256 conditions = _byteAt(rule + 2);
         uint256 condition = rule + RULE_HEADER;
-        for (uint256 k; k < n; ++k) {
+        for (uint256 k; k < conditions; ++k) {
             if (!CalldataConditions.holds(condition, data, target, self)) return false;
             condition = CalldataConditions.next(condition);
         }
