@@ -97,106 +97,132 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
     /// @dev Checks the packed `signatures` over `digest` against class `cls` (a memory address in the content) and
     /// returns the bitmask of the class's signers who signed. Entries must be in strictly ascending signer order.
     function _signedBy(bytes32 digest, uint256 cls, bytes calldata signatures) internal view returns (uint16 bits) {
-        uint256 list = PolicyContent.signers(cls);
-        (, uint256 signerCount,,) = PolicyContent.params(cls);
-        uint256 j; // class signers before j are used or skipped: both lists ascend, so one forward walk matches them
-        uint256 at;
-        uint256 i;
+        uint256 walked; // see {_walk}
         while (true) {
             uint256 reason;
-            uint256 kind;
             address signer;
-            uint256 next;
-            // Entries are parsed, recovered and matched without leaving assembly: besides the precompile, this loop
-            // is most of what a signature costs. It stops at the end, at an error, or after matching a contract
-            // signer, whose ERC-1271 check follows below.
-            assembly ("memory-safe") {
-                for {} 1 {} {
-                    if iszero(lt(at, signatures.length)) {
-                        reason := WALK_DONE
-                        break
-                    }
-                    let entry := add(signatures.offset, at)
-                    kind := byte(0, calldataload(entry))
-                    signer := 0
-                    let highS := 0
-                    switch kind
-                    case 1 {
-                        next := add(at, 23)
-                        if iszero(gt(next, signatures.length)) {
-                            signer := shr(96, calldataload(add(entry, 1)))
-                            next := add(next, shr(240, calldataload(add(entry, 21))))
-                        }
-                    }
-                    default {
-                        next := add(at, 65)
-                        let r := calldataload(add(entry, 1))
-                        let s := calldataload(add(entry, 33))
-                        let v := 0
-                        switch kind
-                        case 0 {
-                            v := add(27, shr(255, s))
-                            s := and(s, 0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff)
-                        }
-                        case 27 { v := 27 }
-                        case 28 { v := 28 }
-                        if and(iszero(iszero(v)), iszero(gt(next, signatures.length))) {
-                            let ptr := mload(0x40)
-                            mstore(ptr, digest)
-                            mstore(add(ptr, 0x20), v)
-                            mstore(add(ptr, 0x40), r)
-                            mstore(add(ptr, 0x60), s)
-                            mstore(0x00, 0)
-                            // The precompile accepts a high s, so the error can name whose malleable twin this is.
-                            if staticcall(gas(), 0x01, ptr, 0x80, 0x00, 0x20) { signer := mload(0x00) }
-                        }
-                        highS := gt(s, 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0)
-                    }
-                    if or(or(iszero(signer), highS), gt(next, signatures.length)) {
-                        reason := WALK_INVALID
-                        break
-                    }
-                    let member := 0
-                    for {} lt(j, signerCount) { j := add(j, 1) } {
-                        member := shr(96, mload(add(list, mul(j, 20))))
-                        if iszero(lt(member, signer)) { break }
-                    }
-                    if iszero(and(lt(j, signerCount), eq(member, signer))) {
-                        reason := WALK_NOT_NEXT
-                        break
-                    }
-                    bits := or(bits, shl(j, 1))
-                    j := add(j, 1)
-                    if eq(kind, 1) {
-                        reason := WALK_CONTRACT
-                        break
-                    }
-                    at := next
-                    i := add(i, 1)
-                }
-            }
+            (reason, walked, signer) = _walk(digest, signatures, cls, walked);
+            bits = uint16(walked >> 128);
             if (reason == WALK_DONE) return bits;
+            uint256 at = uint64(walked);
+            uint256 i = _entryIndex(signatures, at);
             if (reason == WALK_INVALID) revert PolicyAccountInvalidSignature(i, signer);
-            if (reason == WALK_NOT_NEXT) _rejectSigner(list, signerCount, i, signer, kind == SIGNATURE_CONTRACT);
-            // A class signer in order, so only now is the contract asked, about its own bytes.
+            if (reason == WALK_NOT_NEXT) _rejectSigner(cls, i, signer, uint8(signatures[at]) == SIGNATURE_CONTRACT);
+            // WALK_CONTRACT: a class signer in order, so only now is the contract asked, about its own bytes.
+            uint256 next = _entryEnd(signatures, at);
             if (!SignatureChecker.isValidERC1271SignatureNowCalldata(signer, digest, signatures[at + 23:next])) {
                 revert PolicyAccountInvalidSignature(i, signer);
             }
-            at = next;
-            ++i;
+            walked = (walked & ~uint256(type(uint64).max)) | next;
         }
+    }
+
+    /// @dev Matches entries to the class signers of `cls`, from the position packed in `walked` (entry offset `at`
+    /// (64 bits) | class signer `j` (64) | `bits` (16)): both lists ascend, so one forward walk matches them. Stops
+    /// at the end ({WALK_DONE}), at an entry that proves nothing ({WALK_INVALID}: truncated, unknown kind, high s,
+    /// not recoverable; `signer` is what it recovers to, or zero), at a signer that is not the next class signer in
+    /// order ({WALK_NOT_NEXT}), or after matching a contract signer whose ERC-1271 check is due ({WALK_CONTRACT});
+    /// returns the position there. In assembly with few values live: besides the precompile, this loop is most of
+    /// what a signature costs.
+    function _walk(bytes32 digest, bytes calldata signatures, uint256 cls, uint256 walked)
+        private
+        view
+        returns (uint256 reason, uint256, address signer)
+    {
+        assembly ("memory-safe") {
+            // The signer of the entry at offset `pos` (zero if there is none) and where the next entry starts;
+            // `bad` for a high s. Memory from the free pointer holds the digest, then v, r and s for the precompile.
+            function parse(entry, pos) -> who, next, bad {
+                let kind := byte(0, calldataload(entry))
+                switch eq(kind, 1)
+                case 1 {
+                    who := shr(96, calldataload(add(entry, 1)))
+                    next := add(add(pos, 23), shr(240, calldataload(add(entry, 21))))
+                }
+                default {
+                    next := add(pos, 65)
+                    let s := calldataload(add(entry, 33))
+                    // Kind 0 is ERC-2098: v is 27 + the top bit of s. Any other kind is v itself.
+                    let compact := iszero(kind)
+                    let v := add(kind, mul(compact, add(27, shr(255, s))))
+                    s := and(s, shr(compact, not(0)))
+                    if or(eq(v, 27), eq(v, 28)) {
+                        let input := mload(0x40)
+                        mstore(add(input, 0x20), v)
+                        mstore(add(input, 0x40), calldataload(add(entry, 1)))
+                        mstore(add(input, 0x60), s)
+                        mstore(0x00, 0)
+                        // The precompile accepts a high s, so the error can name whose malleable twin this is.
+                        if staticcall(gas(), 0x01, input, 0x80, 0x00, 0x20) { who := mload(0x00) }
+                    }
+                    bad := gt(s, 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0)
+                }
+            }
+            // Whether `who` is a signer of class `c` at or after position `j`, and the position after it.
+            function follows(c, j, who) -> found, after {
+                let count := byte(1, mload(c))
+                let member := 0
+                for {} lt(j, count) { j := add(j, 1) } {
+                    member := shr(96, mload(add(add(c, 46), mul(j, 20)))) // 46: PolicyContent.CLASS_HEADER
+                    if iszero(lt(member, who)) { break }
+                }
+                found := and(lt(j, count), eq(member, who))
+                after := add(j, 1)
+            }
+            mstore(mload(0x40), digest)
+            let at := and(walked, 0xffffffffffffffff)
+            let j := and(shr(64, walked), 0xffffffffffffffff)
+            let bits := shr(128, walked)
+            for {} 1 {} {
+                if iszero(lt(at, signatures.length)) {
+                    reason := WALK_DONE
+                    break
+                }
+                let entry := add(signatures.offset, at)
+                // Its head must fit before it is read: 65 bytes, or a contract entry's 23.
+                let next := add(at, sub(65, mul(42, eq(byte(0, calldataload(entry)), 1))))
+                let bad := 0
+                signer := 0
+                if iszero(gt(next, signatures.length)) { signer, next, bad := parse(entry, at) }
+                if or(or(iszero(signer), bad), gt(next, signatures.length)) {
+                    reason := WALK_INVALID
+                    break
+                }
+                let found := 0
+                found, j := follows(cls, j, signer)
+                if iszero(found) {
+                    reason := WALK_NOT_NEXT
+                    break
+                }
+                bits := or(bits, shl(sub(j, 1), 1))
+                if eq(byte(0, calldataload(entry)), 1) {
+                    reason := WALK_CONTRACT
+                    break
+                }
+                at := next
+            }
+            walked := or(at, or(shl(64, j), shl(128, bits)))
+        }
+        return (reason, walked, signer);
+    }
+
+    /// @dev Where the entry at `at` ends (its declared end; the walk checked it is within `signatures`).
+    function _entryEnd(bytes calldata signatures, uint256 at) private pure returns (uint256) {
+        if (uint8(signatures[at]) != SIGNATURE_CONTRACT) return at + 65;
+        if (at + 23 > signatures.length) return at + 23;
+        return at + 23 + uint16(bytes2(signatures[at + 21:at + 23]));
+    }
+
+    /// @dev The position of the entry at `at` among the entries (for errors and contract signers only).
+    function _entryIndex(bytes calldata signatures, uint256 at) private pure returns (uint256 i) {
+        for (uint256 p; p < at; p = _entryEnd(signatures, p)) ++i;
     }
 
     /// @dev Entry `i`'s `signer` is not the next class signer in order: it is a class signer out of order or
     /// repeated, an outsider, or (for ECDSA) the address a signature of other data recovers to.
-    function _rejectSigner(uint256 list, uint256 signerCount, uint256 i, address signer, bool isContract) private pure {
-        for (uint256 k; k < signerCount; ++k) {
-            address member;
-            assembly ("memory-safe") {
-                member := shr(96, mload(add(list, mul(k, 20))))
-            }
-            if (member == signer) revert PolicyAccountUnsortedSigners(i, signer);
-        }
+    function _rejectSigner(uint256 cls, uint256 i, address signer, bool isContract) private pure {
+        (bool member,) = _signerIndex(cls, signer);
+        if (member) revert PolicyAccountUnsortedSigners(i, signer);
         if (isContract) revert PolicyAccountSignerNotInClass(i, signer);
         revert PolicyAccountInvalidSignature(i, signer);
     }
