@@ -12,7 +12,9 @@ import {
   compactSignature,
   packSignatures,
   policyHash,
+  sortSignatures,
   type Call,
+  type SignerSignature,
   type PolicyJson,
 } from "../../scripts/lib/policy.ts";
 import {
@@ -142,6 +144,12 @@ describe("PolicyAccount", function () {
       const [cid, h, activatedAt] = await f.account.versionInfo(1);
       expect([cid, h]).to.deep.equal([1n, hash]);
       expect(activatedAt).to.be.greaterThan(0n);
+      // content that does not exist, and a class beyond the count, read as empty
+      expect(await f.account.members(9)).to.deep.equal([]);
+      expect(await f.account.classCount(9)).to.equal(0n);
+      expect((await f.account.getClass(9, 0)).threshold).to.equal(0n);
+      expect((await f.account.getClass(1, 3)).signers).to.deep.equal([]);
+      await expect(f.account.versionInfo(2)).to.be.revertedWithCustomError(f.account, "PolicyAccountUnknownVersion").withArgs(2n);
     });
 
     it("emits PolicyStored and PolicyChanged on initialize, once, and only by the initializer", async function () {
@@ -235,6 +243,15 @@ describe("PolicyAccount", function () {
           },
           "PolicyAccountTooMany",
           [Limit.RulesPerSelector, 9n, 8n],
+        );
+      });
+      it("more than 24,575 bytes of encoded policy (one data contract's code)", async function () {
+        // 6 rules of 8 conditions with 16 set values each: 6 x (59 + 8 x (37 + 16 x 32)) = 26,706 bytes of rules alone
+        const wide = { op: 6, arg: 1, field: 0, deref: false, value: 0n, set: Array.from({ length: 16 }, (_, i) => id(`v${i}`)) };
+        await rejects(
+          (s) => (s.classes[0]!.rules = Array(6).fill({ ...s.classes[0]!.rules[0]!, conditions: Array(8).fill(wide) })),
+          "PolicyAccountTooMany",
+          [Limit.PolicyBytes, (n: bigint) => n > 26_706n, 24_575n],
         );
       });
       it("conditions that cannot be evaluated", async function () {
@@ -534,10 +551,11 @@ describe("PolicyAccount", function () {
       const digest = await account.operationDigest(calls, 5n, 1n, FAR);
       const safeSig = { signer: safeAddress, signature: await safeMessageSignature(safe, q.chainId, owners.slice(0, 2), digest), contract: true };
       const weak = { signer: safeAddress, signature: await safeMessageSignature(safe, q.chainId, owners.slice(0, 1), digest), contract: true };
-      const sorted = (a: typeof safeSig[]) => a.sort((x, y) => (BigInt(x.signer) < BigInt(y.signer) ? -1 : 1));
-      await expect(account.executeWithSignatures(calls, 5n, FAR, packSignatures(sorted([aliceSig!, weak]))))
-        .to.be.revertedWithCustomError(account, "PolicyAccountInvalidSignature");
-      await expect(account.executeWithSignatures(calls, 5n, FAR, packSignatures(sorted([aliceSig!, safeSig])))).to.changeTokenBalance(
+      const withWeak = sortSignatures<SignerSignature>([aliceSig!, weak]);
+      await expect(account.executeWithSignatures(calls, 5n, FAR, packSignatures(withWeak)))
+        .to.be.revertedWithCustomError(account, "PolicyAccountInvalidSignature")
+        .withArgs(BigInt(withWeak.indexOf(weak)), safeAddress);
+      await expect(account.executeWithSignatures(calls, 5n, FAR, packSignatures(sortSignatures<SignerSignature>([aliceSig!, safeSig])))).to.changeTokenBalance(
         ethers,
         p.token,
         q.stranger.address,

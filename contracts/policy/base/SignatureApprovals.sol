@@ -129,12 +129,13 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
         view
         returns (uint256 reason, uint256, address signer)
     {
+        (uint256 list, uint256 count) = PolicyContent.signerList(cls);
         assembly ("memory-safe") {
             // The signer of the entry at offset `pos` (zero if there is none) and where the next entry starts;
             // `bad` for a high s. Memory from the free pointer holds the digest, then v, r and s for the precompile.
             function parse(entry, pos) -> who, next, bad {
                 let kind := byte(0, calldataload(entry))
-                switch eq(kind, 1)
+                switch eq(kind, SIGNATURE_CONTRACT)
                 case 1 {
                     who := shr(96, calldataload(add(entry, 1)))
                     next := add(add(pos, 23), shr(240, calldataload(add(entry, 21))))
@@ -143,7 +144,7 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
                     next := add(pos, 65)
                     let s := calldataload(add(entry, 33))
                     // Kind 0 is ERC-2098: v is 27 + the top bit of s. Any other kind is v itself.
-                    let compact := iszero(kind)
+                    let compact := eq(kind, SIGNATURE_COMPACT)
                     let v := add(kind, mul(compact, add(27, shr(255, s))))
                     s := and(s, shr(compact, not(0)))
                     if or(eq(v, 27), eq(v, 28)) {
@@ -158,15 +159,15 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
                     bad := gt(s, 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0)
                 }
             }
-            // Whether `who` is a signer of class `c` at or after position `j`, and the position after it.
-            function follows(c, j, who) -> found, after {
-                let count := byte(1, mload(c))
+            // Whether `who` is in the ascending list of `n` signers at `signersAt`, at or after position `j`, and
+            // the position after it.
+            function follows(signersAt, n, j, who) -> found, after {
                 let member := 0
-                for {} lt(j, count) { j := add(j, 1) } {
-                    member := shr(96, mload(add(add(c, 46), mul(j, 20)))) // 46: PolicyContent.CLASS_HEADER
+                for {} lt(j, n) { j := add(j, 1) } {
+                    member := shr(96, mload(add(signersAt, mul(j, 20))))
                     if iszero(lt(member, who)) { break }
                 }
-                found := and(lt(j, count), eq(member, who))
+                found := and(lt(j, n), eq(member, who))
                 after := add(j, 1)
             }
             mstore(mload(0x40), digest)
@@ -180,7 +181,7 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
                 }
                 let entry := add(signatures.offset, at)
                 // Its head must fit before it is read: 65 bytes, or a contract entry's 23.
-                let next := add(at, sub(65, mul(42, eq(byte(0, calldataload(entry)), 1))))
+                let next := add(at, sub(65, mul(42, eq(byte(0, calldataload(entry)), SIGNATURE_CONTRACT))))
                 let bad := 0
                 signer := 0
                 if iszero(gt(next, signatures.length)) { signer, next, bad := parse(entry, at) }
@@ -189,13 +190,13 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
                     break
                 }
                 let found := 0
-                found, j := follows(cls, j, signer)
+                found, j := follows(list, count, j, signer)
                 if iszero(found) {
                     reason := WALK_NOT_NEXT
                     break
                 }
                 bits := or(bits, shl(sub(j, 1), 1))
-                if eq(byte(0, calldataload(entry)), 1) {
+                if eq(byte(0, calldataload(entry)), SIGNATURE_CONTRACT) {
                     reason := WALK_CONTRACT
                     break
                 }

@@ -124,10 +124,11 @@ library PolicyContent {
         }
     }
 
-    /// @notice Where the class's ascending signers (20 bytes each) start in memory.
-    function signers(uint256 cls) internal pure returns (uint256 list) {
+    /// @notice Where the class's ascending signers (20 bytes each) start in memory, and how many there are.
+    function signerList(uint256 cls) internal pure returns (uint256 list, uint256 count) {
         assembly ("memory-safe") {
             list := add(cls, CLASS_HEADER)
+            count := byte(1, mload(cls))
         }
     }
 
