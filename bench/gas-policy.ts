@@ -10,7 +10,7 @@ import path from "node:path";
 import { network } from "hardhat";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/types";
 import type { ContractTransactionResponse } from "ethers";
-import { buildPolicy, compactSignature, digestOf, sortSignatures, typedOperation, actionFor, type Call, type PolicyJson } from "../scripts/lib/policy.ts";
+import { buildPolicy, compactSignature, digestOf, packSignatures, sortSignatures, typedOperation, actionFor, type Call, type PolicyJson } from "../scripts/lib/policy.ts";
 import { createSafe, deploySafeInfrastructure, safeExec, safeTransactionSignature, SAFE_VERSION } from "../test/policy/safe.ts";
 import type { CreditToken, PolicyAccount } from "../types/ethers-contracts/index.ts";
 
@@ -75,8 +75,10 @@ async function signed(a: Awaited<ReturnType<typeof deployAccount>>, by: HardhatE
   const onChain = await a.account.operationDigest(calls, nonce, version, deadline);
   if (onChain !== digestOf(op)) throw new Error("typed data and contract disagree");
   // ERC-2098 compact signatures (64 bytes), which the account accepts beside the 65-byte form.
-  return sortSignatures(
-    await Promise.all(by.map(async (s) => ({ signer: s.address, signature: ((x: string) => (compact ? compactSignature(x) : x))(await s.signTypedData(op.domain, op.types, op.message)) }))),
+  return packSignatures(
+    sortSignatures(
+      await Promise.all(by.map(async (s) => ({ signer: s.address, signature: ((x: string) => (compact ? compactSignature(x) : x))(await s.signTypedData(op.domain, op.types, op.message)) }))),
+    ),
   );
 }
 
@@ -192,9 +194,11 @@ Made by \`${COMMAND}\` (\`bench/gas-policy.ts\`, results under \`policy\` in \`b
 Each number is the gasUsed of one transaction (21,000 intrinsic gas, calldata and execution) on Hardhat's
 in-process chain, at steady state: a warm-up transaction ran first, so nonce slots and the recipient's token
 balance are already non-zero. The inner call is a plain CreditToken \`transfer\`; the sender is a relayer that
-is not a signer. PolicyAccount signatures are ERC-2098 compact (64 bytes; 65-byte ones work too and cost about
-120 gas more each); the Safe's are its usual 65-byte r ‖ s ‖ v. The Safe is ${SAFE_VERSION}, deployed from \`@safe-global/safe-smart-account\`'s build
-artifacts (singleton + proxy factory + compatibility fallback handler), measured in the same run.
+is not a signer. PolicyAccount signatures are packed without signer addresses (docs/policy.md): ERC-2098 compact
+ones (64 bytes) go in as \`0x00 ‖ r ‖ vs\`, 65-byte ones as \`v ‖ r ‖ s\`: 65 bytes of calldata either way, so
+both forms cost about the same (see the last two rows); the Safe's are its usual 65-byte r ‖ s ‖ v. The Safe is
+${SAFE_VERSION}, deployed from \`@safe-global/safe-smart-account\`'s build artifacts (singleton + proxy factory +
+compatibility fallback handler), measured in the same run.
 
 | measurement | gas | target |
 | --- | ---: | --- |

@@ -2,7 +2,8 @@
 pragma solidity 0.8.30;
 
 import {IPolicyAccount} from "./interfaces/IPolicyAccount.sol";
-import {PolicyStore} from "./libraries/PolicyStore.sol";
+import {PolicyContent} from "./libraries/PolicyContent.sol";
+import {CallsCalldata} from "./libraries/CallsCalldata.sol";
 import {AgentRoles} from "./base/AgentRoles.sol";
 import {PolicyVersions} from "./base/PolicyVersions.sol";
 import {SignatureApprovals} from "./base/SignatureApprovals.sol";
@@ -11,7 +12,6 @@ import {
     Limit,
     OperationState,
     PolicySpec,
-    SignerSignature,
     MAX_CALLS,
     MAX_PENDING,
     RECOVERY_RESERVE
@@ -24,8 +24,6 @@ import {
 /// @dev Composition: {PolicyVersions} (versioned policy and the matcher), {SignatureApprovals} (EIP-712 and
 /// ERC-1271), {AgentRoles} (scoped agents); this contract keeps the operation lifecycle.
 contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
-    using PolicyStore for PolicyStore.Content;
-
     enum Status {
         None,
         Pending,
@@ -55,6 +53,18 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         bytes32 callsHash;
     }
 
+    /// @dev What proposing settles about a new operation.
+    struct Draft {
+        uint64 version;
+        uint8 classIndex;
+        /// @dev Bitmask of the classes of the single calls (for guardians).
+        uint16 classMask;
+        /// @dev The rule of `classIndex` a single call matched (for its EIP-712 action type).
+        uint8 ruleIndex;
+        uint40 notBefore;
+        bool recovery;
+    }
+
     /// @dev Who may call {initialize} once: the deployer or a factory. Nobody else can front-run it.
     address private immutable _initializer;
 
@@ -72,7 +82,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
     /// @notice Sets the first policy (version 1). Only the initializer, once.
     function initialize(PolicySpec calldata policy) external {
         if (msg.sender != _initializer) revert PolicyAccountOnlySelf(msg.sender);
-        if (_headNow().version != 0) revert PolicyAccountAlreadyInitialized();
+        if (_activeVersion() != 0) revert PolicyAccountAlreadyInitialized();
         _setPolicy(policy);
     }
 
@@ -82,9 +92,12 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
 
     /// @inheritdoc IPolicyAccount
     function propose(Call[] calldata calls, uint256 nonce) external returns (uint256) {
-        Classification memory k = _classify(calls);
-        Head memory h = _headNow();
-        return _propose(calls, nonce, h, k, _content(h.contentId).classes[k.classIndex], false);
+        (uint256 content, uint64 version, uint40 floorUntil) = _active();
+        Draft memory d;
+        d.version = version;
+        (d.classIndex, d.classMask, d.ruleIndex) = _classify(content, calls);
+        d.notBefore = _notBefore(version, floorUntil, calls);
+        return _propose(calls, nonce, content, d);
     }
 
     /// @inheritdoc IPolicyAccount
@@ -92,37 +105,41 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         uint256 n = calls.length;
         if (n == 0) revert PolicyAccountNoCalls();
         if (n > MAX_CALLS) revert PolicyAccountTooMany(Limit.Calls, n, MAX_CALLS);
-        Head memory h = _headNow();
-        PolicyStore.Content storage content = _content(h.contentId);
-        Classification memory k;
+        (uint256 content, uint64 version,) = _active();
+        Draft memory d;
         for (uint256 i; i < n; ++i) {
-            (bool found, uint8 ruleIndex) = content.recoveryRule(calls[i], address(this));
-            if (!found) revert PolicyAccountActionDenied(i, calls[i].target, _selectorOf(calls[i].data));
+            (address target,, bytes calldata data) = CallsCalldata.at(calls, i);
+            (bool found, uint8 ruleIndex) = PolicyContent.recoveryRule(content, target, data, address(this));
+            if (!found) revert PolicyAccountActionDenied(i, target, _selectorOf(data));
             // A single call is signed as its rule's named action, if it has one.
-            k.ruleIndex = ruleIndex;
+            d.ruleIndex = ruleIndex;
         }
-        k.classIndex = PolicyStore.RECOVERY;
+        d.version = version;
+        d.classIndex = PolicyContent.RECOVERY;
+        d.recovery = true;
         // A shortened recovery delay does not apply until the old one has passed.
-        if (h.version > 1) k.notBefore = h.activatedAt + _content(h.prevContentId).recovery.delay;
-        return _propose(calls, nonce, h, k, content.recovery, true);
+        if (version > 1) {
+            (uint40 activatedAt, uint256 previous) = _previousContent(version);
+            (,, uint32 oldDelay,) = PolicyContent.params(PolicyContent.classAt(previous, PolicyContent.RECOVERY));
+            d.notBefore = activatedAt + oldDelay;
+        }
+        return _propose(calls, nonce, content, d);
     }
 
     /// @dev Stores the operation and counts the proposer's approval. Emits {OperationProposed},
     /// {OperationApproved} and maybe {OperationQueued}.
-    function _propose(
-        Call[] calldata calls,
-        uint256 nonce,
-        Head memory h,
-        Classification memory k,
-        PolicyStore.Class storage c,
-        bool recovery
-    ) private returns (uint256 opId) {
-        (bool isSigner, uint256 index) = _signerIndex(c, msg.sender);
+    function _propose(Call[] calldata calls, uint256 nonce, uint256 content, Draft memory d)
+        private
+        returns (uint256 opId)
+    {
+        uint256 cls = PolicyContent.classAt(content, d.classIndex);
+        (bool isSigner, uint256 index) = _signerIndex(cls, msg.sender);
         if (!isSigner) revert PolicyAccountNotSigner(nonce, msg.sender);
-        opId = _newOperation(calls, nonce, h, k, recovery, c.expiryWindow);
+        (,,, uint32 expiryWindow) = PolicyContent.params(cls);
+        opId = _newOperation(calls, nonce, PolicyContent.contentId(content), d, expiryWindow);
         Operation storage op = _operations[opId];
-        _emitProposed(opId, op, c.name, calls);
-        _addApprovals(opId, op, c, uint16(1 << index));
+        _emitProposed(opId, op, PolicyContent.name(cls), calls);
+        _addApprovals(opId, op, cls, uint16(1 << index));
     }
 
     /// @dev Emits {OperationProposed}.
@@ -136,28 +153,25 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
     function approve(uint256 opId) external {
         Operation storage op = _operations[opId];
         _expectState(opId, op, OperationState.Proposed);
-        PolicyStore.Class storage c = _classOfOp(op);
-        (bool isSigner, uint256 index) = _signerIndex(c, msg.sender);
+        (, uint256 cls) = _classOfOp(op);
+        (bool isSigner, uint256 index) = _signerIndex(cls, msg.sender);
         if (!isSigner) revert PolicyAccountNotSigner(opId, msg.sender);
         if (op.approvals & (1 << index) != 0) revert PolicyAccountAlreadyApproved(opId, msg.sender);
-        _addApprovals(opId, op, c, uint16(1 << index));
+        _addApprovals(opId, op, cls, uint16(1 << index));
     }
 
     /// @inheritdoc IPolicyAccount
-    function approveWithSignatures(
-        uint256 opId,
-        Call[] calldata calls,
-        uint256 deadline,
-        SignerSignature[] calldata signatures
-    ) external {
+    function approveWithSignatures(uint256 opId, Call[] calldata calls, uint256 deadline, bytes calldata signatures)
+        external
+    {
         if (block.timestamp > deadline) revert PolicyAccountSignatureExpired(deadline, block.timestamp);
         Operation storage op = _operations[opId];
         _expectState(opId, op, OperationState.Proposed);
         _expectCalls(opId, op, calls);
-        PolicyStore.Class storage c = _classOfOp(op);
-        bytes32 digest = _digest(calls, c.rules[op.ruleIndex], opId, op.version, deadline);
-        uint16 signed = _signedBy(digest, c, signatures);
-        _addApprovals(opId, op, c, signed & ~op.approvals);
+        (uint256 content, uint256 cls) = _classOfOp(op);
+        bytes32 digest = _digest(calls, PolicyContent.ruleAt(content, cls, op.ruleIndex), opId, op.version, deadline);
+        uint16 signed = _signedBy(digest, cls, signatures);
+        _addApprovals(opId, op, cls, signed & ~op.approvals);
     }
 
     // ------------------------------------------------------------------ executing and cancelling
@@ -175,39 +189,51 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
     }
 
     /// @inheritdoc IPolicyAccount
-    function executeWithSignatures(
-        Call[] calldata calls,
-        uint256 nonce,
-        uint256 deadline,
-        SignerSignature[] calldata signatures
-    ) external payable {
+    function executeWithSignatures(Call[] calldata calls, uint256 nonce, uint256 deadline, bytes calldata signatures)
+        external
+        payable
+    {
         if (block.timestamp > deadline) revert PolicyAccountSignatureExpired(deadline, block.timestamp);
         _useNonce(nonce);
-        (uint64 version, uint8 classIndex, uint16 signed) = _checkSigned(calls, nonce, deadline, signatures);
-        emit SignedOperationExecuted(nonce, msg.sender, version, classIndex, signed, calls);
+        (uint64 version, uint8 classIndex, uint16 signed, bytes32 digest) = _checkSigned(calls, nonce, deadline, signatures);
+        emit SignedOperationExecuted(nonce, msg.sender, version, classIndex, signed, digest);
         _run(calls);
     }
 
     /// @dev For {executeWithSignatures}: the class must have no delay now, and enough of its signers signed.
-    function _checkSigned(Call[] calldata calls, uint256 nonce, uint256 deadline, SignerSignature[] calldata signatures)
+    function _checkSigned(Call[] calldata calls, uint256 nonce, uint256 deadline, bytes calldata signatures)
         private
         view
-        returns (uint64 version, uint8 classIndex, uint16 signed)
+        returns (uint64 version, uint8 classIndex, uint16 signed, bytes32 digest)
     {
-        Classification memory k = _classify(calls);
-        Head memory h = _headNow();
-        version = h.version;
-        classIndex = k.classIndex;
-        PolicyStore.Class storage c = _content(h.contentId).classes[classIndex];
-        {
-            uint256 eta = block.timestamp + c.delay;
-            if (k.notBefore > eta) eta = k.notBefore;
-            if (eta > block.timestamp) revert PolicyAccountDelayRequired(eta);
-        }
-        bytes32 digest = _digest(calls, c.rules[k.ruleIndex], nonce, version, deadline);
-        signed = _signedBy(digest, c, signatures);
+        uint256 cls;
+        uint256 rule;
+        (version, classIndex, cls, rule) = _immediateClass(calls);
+        digest = _digest(calls, rule, nonce, version, deadline);
+        signed = _signedBy(digest, cls, signatures);
+        (uint8 threshold,,,) = PolicyContent.params(cls);
         uint256 count = _popcount(signed);
-        if (count < c.threshold) revert PolicyAccountNotEnoughApprovals(count, c.threshold);
+        if (count < threshold) revert PolicyAccountNotEnoughApprovals(count, threshold);
+    }
+
+    /// @dev The class of `calls` under the active version (`cls`, in memory), which must let them run now: no
+    /// delay and no delay floor. `rule` is the rule a single call matched.
+    function _immediateClass(Call[] calldata calls)
+        private
+        view
+        returns (uint64 version, uint8 classIndex, uint256 cls, uint256 rule)
+    {
+        (uint256 content, uint64 v, uint40 floorUntil) = _active();
+        version = v;
+        uint8 ruleIndex;
+        (classIndex,, ruleIndex) = _classify(content, calls);
+        cls = PolicyContent.classAt(content, classIndex);
+        rule = PolicyContent.ruleAt(content, cls, ruleIndex);
+        (,, uint32 delay,) = PolicyContent.params(cls);
+        uint256 eta = block.timestamp + delay;
+        uint40 notBefore = _notBefore(v, floorUntil, calls);
+        if (notBefore > eta) eta = notBefore;
+        if (eta > block.timestamp) revert PolicyAccountDelayRequired(eta);
     }
 
     /// @inheritdoc IPolicyAccount
@@ -227,12 +253,12 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
 
     /// @inheritdoc IPolicyAccount
     function agentExecute(Call[] calldata calls) external payable {
-        Head memory h = _headNow();
-        uint16 scope = _agentScope(msg.sender, h.contentId);
-        uint256 spend = _agentSpend(h.contentId, calls, msg.sender, scope);
+        (uint256 content, uint64 version,) = _active();
+        uint16 scope = _agentScope(msg.sender, PolicyContent.contentId(content));
+        uint256 spend = _agentSpend(content, calls, msg.sender, scope);
         // Charged before the calls run; when one fails the whole transaction reverts, charge included.
         uint256 left = _spend(msg.sender, spend);
-        emit AgentExecuted(msg.sender, h.version, spend, left, calls);
+        emit AgentExecuted(msg.sender, version, spend, left, calls);
         _run(calls);
     }
 
@@ -248,9 +274,9 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         external
         onlySelf
     {
-        uint32 contentId = _headNow().contentId;
-        if (classMask >> _content(contentId).classCount != 0) revert PolicyAccountInvalidAgentGrant(agent);
-        _grant(agent, classMask, contentId, maxAllowance, period, expiresAt);
+        (uint256 content,,) = _active();
+        if (classMask >> PolicyContent.classCount(content) != 0) revert PolicyAccountInvalidAgentGrant(agent);
+        _grant(agent, classMask, PolicyContent.contentId(content), maxAllowance, period, expiresAt);
     }
 
     /// @inheritdoc IPolicyAccount
@@ -268,12 +294,19 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
     {
         Operation storage op = _operations[nonce];
         // A stored operation is signed as its class and rule of its version; anything else as the active policy classifies it.
+        uint256 content;
+        uint256 cls;
+        uint8 ruleIndex;
         if (op.status != Status.None) {
-            return _digest(calls, _classOfOp(op).rules[op.ruleIndex], nonce, version, deadline);
+            (content, cls) = _classOfOp(op);
+            ruleIndex = op.ruleIndex;
+        } else {
+            (content,,) = _active();
+            uint8 classIndex;
+            (classIndex,, ruleIndex) = _classify(content, calls);
+            cls = PolicyContent.classAt(content, classIndex);
         }
-        Classification memory k = _classify(calls);
-        PolicyStore.Class storage c = _content(_headNow().contentId).classes[k.classIndex];
-        return _digest(calls, c.rules[k.ruleIndex], nonce, version, deadline);
+        return _digest(calls, PolicyContent.ruleAt(content, cls, ruleIndex), nonce, version, deadline);
     }
 
     /// @inheritdoc IPolicyAccount
@@ -294,7 +327,10 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         v.expiresAt = op.expiresAt;
         v.notBefore = op.notBefore;
         v.callsHash = op.callsHash;
-        if (op.status != Status.None) v.threshold = _classOfOp(op).threshold;
+        if (op.status != Status.None) {
+            (, uint256 cls) = _classOfOp(op);
+            (v.threshold,,,) = PolicyContent.params(cls);
+        }
     }
 
     /// @inheritdoc IPolicyAccount
@@ -310,45 +346,42 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
     // ------------------------------------------------------------------ internal
 
     /// @dev Stores a new operation (no approvals yet) and lists it as pending.
-    function _newOperation(
-        Call[] calldata calls,
-        uint256 nonce,
-        Head memory h,
-        Classification memory k,
-        bool recovery,
-        uint32 expiryWindow
-    ) private returns (uint256 opId) {
+    function _newOperation(Call[] calldata calls, uint256 nonce, uint32 contentId, Draft memory d, uint32 expiryWindow)
+        private
+        returns (uint256 opId)
+    {
         _useNonce(nonce);
         opId = nonce;
-        _list(opId, recovery);
+        _list(opId, d.recovery);
         Operation storage op = _operations[opId];
         op.proposer = msg.sender;
-        op.version = h.version;
-        op.classIndex = k.classIndex;
-        op.recovery = recovery;
+        op.version = d.version;
+        op.classIndex = d.classIndex;
+        op.recovery = d.recovery;
         op.status = Status.Pending;
-        op.contentId = h.contentId;
-        op.classMask = k.classMask;
-        op.ruleIndex = k.ruleIndex;
-        op.notBefore = k.notBefore;
+        op.contentId = contentId;
+        op.classMask = d.classMask;
+        op.ruleIndex = d.ruleIndex;
+        op.notBefore = d.notBefore;
         op.expiresAt = uint40(block.timestamp) + expiryWindow;
         op.callsHash = keccak256(abi.encode(calls));
     }
 
-    /// @dev Adds the signers in `newBits`; with the last needed one, sets eta = max(now + delay, notBefore).
-    /// Emits {OperationApproved} per signer and {OperationQueued} with the last needed approval.
-    function _addApprovals(uint256 opId, Operation storage op, PolicyStore.Class storage c, uint16 newBits) private {
+    /// @dev Adds the signers in `newBits` of class `cls`; with the last needed one, sets eta = max(now + delay,
+    /// notBefore). Emits {OperationApproved} per signer and {OperationQueued} with the last needed approval.
+    function _addApprovals(uint256 opId, Operation storage op, uint256 cls, uint16 newBits) private {
         if (newBits == 0) return;
         uint16 approvals = op.approvals | newBits;
         op.approvals = approvals;
         uint256 count = _popcount(approvals);
-        for (uint256 i; i < c.signerCount; ++i) {
-            if (newBits & (1 << i) != 0) emit OperationApproved(opId, c.signers[i], approvals, count);
+        (uint8 threshold, uint256 signerCount, uint32 delay, uint32 expiryWindow) = PolicyContent.params(cls);
+        for (uint256 i; i < signerCount; ++i) {
+            if (newBits & (1 << i) != 0) emit OperationApproved(opId, PolicyContent.signerAt(cls, i), approvals, count);
         }
-        if (count >= c.threshold && op.eta == 0) {
-            uint40 eta = uint40(block.timestamp) + c.delay;
+        if (count >= threshold && op.eta == 0) {
+            uint40 eta = uint40(block.timestamp) + delay;
             if (op.notBefore > eta) eta = op.notBefore;
-            uint40 expiresAt = eta + c.expiryWindow;
+            uint40 expiresAt = eta + expiryWindow;
             op.eta = eta;
             op.expiresAt = expiresAt;
             emit OperationQueued(opId, eta, expiresAt);
@@ -360,7 +393,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         if (status == Status.None) return OperationState.None;
         if (status == Status.Executed) return OperationState.Executed;
         if (status == Status.Cancelled) return OperationState.Cancelled;
-        if (!op.recovery && op.version != _headNow().version) return OperationState.Stale;
+        if (!op.recovery && op.version != _activeVersion()) return OperationState.Stale;
         uint40 eta = op.eta;
         if (block.timestamp >= op.expiresAt) return OperationState.Expired;
         if (eta == 0) return OperationState.Proposed;
@@ -377,18 +410,21 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         if (given != op.callsHash) revert PolicyAccountCallsMismatch(opId, op.callsHash, given);
     }
 
-    function _classOfOp(Operation storage op) private view returns (PolicyStore.Class storage) {
-        return _content(op.contentId).classAt(op.classIndex);
+    /// @dev The content of stored operation `op` (in memory) and its class in it.
+    function _classOfOp(Operation storage op) private view returns (uint256 content, uint256 cls) {
+        (, content) = _contentOf(op.contentId);
+        cls = PolicyContent.classAt(content, op.classIndex);
     }
 
     function _isGuardian(Operation storage op, address account) private view returns (bool) {
-        PolicyStore.Content storage content = _content(op.contentId);
+        (, uint256 content) = _contentOf(op.contentId);
         uint16 mask = op.classMask;
         for (uint256 i; mask >> i != 0; ++i) {
             if (mask & (1 << i) == 0) continue;
-            PolicyStore.Class storage c = content.classes[i];
-            for (uint256 g; g < c.guardianCount; ++g) {
-                if (c.guardians[g] == account) return true;
+            uint256 cls = PolicyContent.classAt(content, i);
+            (uint256 guardianCount,,) = PolicyContent.shape(cls);
+            for (uint256 g; g < guardianCount; ++g) {
+                if (PolicyContent.guardianAt(cls, g) == account) return true;
             }
         }
         return false;
@@ -404,9 +440,24 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
 
     function _run(Call[] calldata calls) private {
         for (uint256 i; i < calls.length; ++i) {
-            Call calldata call = calls[i];
-            (bool ok, bytes memory reason) = call.target.call{value: call.value}(call.data);
-            if (!ok) revert PolicyAccountCallFailed(i, reason);
+            (address target, uint256 value, bytes calldata data) = CallsCalldata.at(calls, i);
+            bool ok;
+            // Solidity's `call` copies the return data into memory; nobody reads it unless the call failed.
+            assembly ("memory-safe") {
+                let ptr := mload(0x40)
+                calldatacopy(ptr, data.offset, data.length)
+                ok := call(gas(), target, value, ptr, data.length, 0, 0)
+            }
+            if (!ok) {
+                bytes memory reason;
+                assembly ("memory-safe") {
+                    reason := mload(0x40)
+                    mstore(reason, returndatasize())
+                    returndatacopy(add(reason, 32), 0, returndatasize())
+                    mstore(0x40, add(add(reason, 32), and(add(returndatasize(), 31), not(31))))
+                }
+                revert PolicyAccountCallFailed(i, reason);
+            }
         }
     }
 
@@ -446,9 +497,8 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
 
     function _popcount(uint16 x) private pure returns (uint256 count) {
         // At most 16 iterations.
-        while (x != 0) {
-            x &= x - 1;
-            ++count;
+        assembly ("memory-safe") {
+            for {} x { x := and(x, sub(x, 1)) } { count := add(count, 1) }
         }
     }
 }

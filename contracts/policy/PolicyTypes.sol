@@ -2,20 +2,13 @@
 pragma solidity 0.8.30;
 
 // Shared types of the PolicyAccount contracts: the policy as it is submitted (…Spec, calldata),
-// the calls an operation makes, signatures, and the limits that keep every loop bounded.
+// the calls an operation makes, and the limits that keep every loop bounded.
 
 /// @notice One call an operation makes. `target` may not be the zero address.
 struct Call {
     address target;
     uint256 value;
     bytes data;
-}
-
-/// @notice One approval submitted off-chain: an EOA's 65-byte ECDSA signature, or any bytes an ERC-1271
-/// contract signer (e.g. a Safe) accepts. Submissions list them sorted by `signer`, ascending, without repeats.
-struct SignerSignature {
-    address signer;
-    bytes signature;
 }
 
 /// @notice How a condition compares one ABI word of a call's arguments.
@@ -111,7 +104,8 @@ enum Limit {
     Members,
     Calls,
     Pending,
-    Delay
+    Delay,
+    PolicyBytes
 }
 
 /// @notice What is wrong with a policy's recovery class (see {IPolicyAccount-PolicyAccountInvalidRecovery}).
@@ -135,6 +129,9 @@ uint256 constant MAX_PENDING = 64;
 /// @dev Slots of the pending list only recovery operations may take, so insiders cannot crowd recovery out.
 uint256 constant RECOVERY_RESERVE = 4;
 uint256 constant MAX_DELAY = 90 days;
+/// @dev A policy content is the code of one data contract (see PolicyContent): at most EIP-170's 24,576 bytes,
+/// one of which is the leading STOP.
+uint256 constant MAX_POLICY_BYTES = 24_575;
 uint256 constant RECOVERY_MIN_DELAY = 3 days;
 /// @dev AllInSet reads at most this many array elements; a longer array does not match.
 uint256 constant MAX_ARRAY = 32;

@@ -8,7 +8,9 @@ import {
   Signature,
   TypedDataEncoder,
   ZeroAddress,
+  concat,
   encodeBytes32String,
+  getBytes,
   getAddress,
   id,
   keccak256,
@@ -30,7 +32,7 @@ export const OperationState = Object.fromEntries(OPERATION_STATES.map((name, i) 
 /** Mirrors `Limit`. */
 export const Limit = {
   Classes: 0n, Signers: 1n, Guardians: 2n, Rules: 3n, Conditions: 4n, SetValues: 5n, RulesPerSelector: 6n, Members: 7n,
-  Calls: 8n, Pending: 9n, Delay: 10n,
+  Calls: 8n, Pending: 9n, Delay: 10n, PolicyBytes: 11n,
 } as const;
 /** Index of the recovery class in `getClass` and `OperationProposed`. */
 export const RECOVERY_CLASS = 255;
@@ -405,14 +407,45 @@ export function actionFor(actions: Record<string, ActionType>, account: string, 
   return actions[`${target}:${call.data.slice(0, 10).toLowerCase()}`];
 }
 
-/** The 64-byte ERC-2098 form (r ‖ vs) of a 65-byte signature: one calldata word less per signature. */
+/** The 64-byte ERC-2098 form (r ‖ vs) of a 65-byte signature. */
 export function compactSignature(signature: string): string {
   return Signature.from(signature).compactSerialized;
+}
+
+/** One approval: an EOA's ECDSA signature (65 bytes r ‖ s ‖ v, or 64 bytes ERC-2098), or with `contract` any bytes
+ * an ERC-1271 contract signer (e.g. a Safe) accepts. */
+export interface SignerSignature {
+  signer: string;
+  signature: string;
+  contract?: boolean;
 }
 
 /** Signatures sorted by signer, as the contract requires. */
 export function sortSignatures<T extends { signer: string }>(sigs: T[]): T[] {
   return [...sigs].sort((a, b) => (BigInt(a.signer) < BigInt(b.signer) ? -1 : BigInt(a.signer) > BigInt(b.signer) ? 1 : 0));
+}
+
+/**
+ * The contract's packed `signatures` argument, entries in the order given (sort them with {@link sortSignatures}):
+ * `v ‖ r ‖ s` for a 65-byte signature, `0x00 ‖ r ‖ vs` for an ERC-2098 one, `0x01 ‖ signer ‖ uint16 length ‖ bytes`
+ * for a contract signer. An ECDSA entry carries no address: the contract recovers it.
+ */
+export function packSignatures(sigs: readonly SignerSignature[]): string {
+  return concat(["0x", ...sigs.map(packedEntry)]);
+}
+
+function packedEntry(s: SignerSignature): string {
+  const bytes = getBytes(s.signature);
+  if (s.contract === true) {
+    if (bytes.length > 0xffff) throw new UserError(`The contract signature of ${s.signer} is ${bytes.length} bytes; at most 65,535 fit.`);
+    return concat(["0x01", getAddress(s.signer), new Uint8Array([bytes.length >> 8, bytes.length & 0xff]), bytes]);
+  }
+  if (bytes.length === 64) return concat(["0x00", bytes]);
+  if (bytes.length === 65) return concat([bytes.subarray(64), bytes.subarray(0, 64)]);
+  throw new UserError(
+    `The signature of ${s.signer} is ${bytes.length} bytes; an ECDSA signature has 64 or 65.`,
+    "Mark the signatures of contract signers (ERC-1271) as such.",
+  );
 }
 
 /** A random 64-bit operation nonce (ids are nonces; any unused value works). */

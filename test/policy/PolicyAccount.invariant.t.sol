@@ -12,8 +12,7 @@ import {
     ConditionSpec,
     OperationState,
     PolicySpec,
-    RuleSpec,
-    SignerSignature
+    RuleSpec
 } from "../../contracts/policy/PolicyTypes.sol";
 
 /// @dev Builds the policies the invariant campaign switches between: "pay" (token transfers up to a cap,
@@ -170,7 +169,7 @@ contract PolicyAccountHandler is Test, PolicyBuilder {
         uint256 nonce = nextNonce++;
         (uint64 version,,) = account.policyVersion();
         bytes32 digest = account.operationDigest(c, nonce, version, type(uint40).max);
-        (SignerSignature[] memory sigs, uint256 valid) = _sign(digest, mask, forge);
+        (bytes memory sigs, uint256 valid) = _sign(digest, mask, forge);
         try account.executeWithSignatures(c, nonce, type(uint40).max, sigs) {
             assertGe(valid, 2, "signed execution with fewer than M valid signatures");
             // no faster than any delay in force before a recent change
@@ -188,7 +187,7 @@ contract PolicyAccountHandler is Test, PolicyBuilder {
         IPolicyAccount.OperationView memory op = account.getOperation(opId);
         Call[] memory c = _payFor(opId, 0);
         bytes32 digest = account.operationDigest(c, opId, op.version, type(uint40).max);
-        (SignerSignature[] memory sigs,) = _sign(digest, mask, forge);
+        (bytes memory sigs,) = _sign(digest, mask, forge);
         try account.approveWithSignatures(opId, c, type(uint40).max, sigs) {
             calls["approveSigned"]++;
         } catch {}
@@ -250,29 +249,27 @@ contract PolicyAccountHandler is Test, PolicyBuilder {
         if (eta != 0 && firstEta[opId] == 0) firstEta[opId] = eta;
     }
 
-    /// @dev Signatures of the members chosen by `mask` (bit 3: the outsider), sorted; `forge` bits corrupt some.
-    function _sign(bytes32 digest, uint256 mask, uint256 forge)
-        internal
-        view
-        returns (SignerSignature[] memory sigs, uint256 valid)
-    {
+    /// @dev Packed signatures (`v ‖ r ‖ s` each) of the members chosen by `mask` (bit 3: the outsider), in signer
+    /// order; `forge` bits corrupt some.
+    function _sign(bytes32 digest, uint256 mask, uint256 forge) internal view returns (bytes memory sigs, uint256 valid) {
         uint256[4] memory ks = [keys[0], keys[1], keys[2], outsiderKey];
-        SignerSignature[] memory all = new SignerSignature[](4);
+        uint256[4] memory chosen;
         uint256 n;
         for (uint256 i; i < 4; ++i) {
-            if ((mask >> i) & 1 == 0) continue;
+            if ((mask >> i) & 1 == 1) chosen[n++] = i;
+        }
+        for (uint256 i; i < n; ++i) {
+            for (uint256 j = i + 1; j < n; ++j) {
+                if (vm.addr(ks[chosen[j]]) < vm.addr(ks[chosen[i]])) (chosen[i], chosen[j]) = (chosen[j], chosen[i]);
+            }
+        }
+        for (uint256 x; x < n; ++x) {
+            uint256 i = chosen[x];
             (uint8 v, bytes32 r, bytes32 s) = vm.sign(ks[i], digest);
             bool forged = (forge >> i) & 1 == 1;
             if (forged) r = bytes32(uint256(r) ^ 1);
-            all[n++] = SignerSignature(vm.addr(ks[i]), abi.encodePacked(r, s, v));
+            sigs = abi.encodePacked(sigs, v, r, s);
             if (i < 3 && !forged) valid++;
-        }
-        sigs = new SignerSignature[](n);
-        for (uint256 i; i < n; ++i) sigs[i] = all[i];
-        for (uint256 i; i < n; ++i) {
-            for (uint256 j = i + 1; j < n; ++j) {
-                if (sigs[j].signer < sigs[i].signer) (sigs[i], sigs[j]) = (sigs[j], sigs[i]);
-            }
         }
     }
 

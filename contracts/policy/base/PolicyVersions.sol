@@ -2,42 +2,46 @@
 pragma solidity 0.8.30;
 
 import {IPolicyAccount} from "../interfaces/IPolicyAccount.sol";
-import {PolicyStore} from "../libraries/PolicyStore.sol";
+import {PolicyContent} from "../libraries/PolicyContent.sol";
 import {PolicyWriter} from "../libraries/PolicyWriter.sol";
 import {CalldataConditions} from "../libraries/CalldataConditions.sol";
+import {CallsCalldata} from "../libraries/CallsCalldata.sol";
 import {Call, Limit, PolicySpec, MAX_CALLS, MAX_FLOOR_WALK} from "../PolicyTypes.sol";
 
 /// @title PolicyVersions
-/// @notice The versioned policy: immutable contents, versions pointing at them, and the classification of calls
-/// under the active version with the delay floor that keeps a shortened delay from fast-tracking anything.
+/// @notice The versioned policy: immutable contents (data contracts, see {PolicyContent}), versions pointing at
+/// them, and the classification of calls under the active version with the delay floor that keeps a shortened
+/// delay from fast-tracking anything.
 abstract contract PolicyVersions is IPolicyAccount {
-    using PolicyStore for PolicyStore.Content;
-
-    /// @dev One slot: what every operation reads first.
+    /// @dev One slot: everything the signed path reads besides its nonce.
     struct Head {
-        // version (64) | contentId (32) | activatedAt (40) | floorUntil (40) | prevContentId (32)
-        uint64 version;
-        uint32 contentId;
-        uint40 activatedAt;
+        address code;
+        uint16 size;
+        /// @dev Narrower than the interface's uint64 to fit the slot; a version is a policy change, so 2^32 of
+        /// them cannot happen (and ++ would revert, not wrap).
+        uint32 version;
         /// @dev Until then, some earlier version's delay can still bound new operations (see {_notBefore}).
         uint40 floorUntil;
-        uint32 prevContentId;
     }
 
-    /// @notice How a batch of calls classifies.
-    struct Classification {
-        uint8 classIndex;
-        /// @dev Bitmask of the classes of the single calls (for guardians).
-        uint16 classMask;
-        /// @dev The rule of `classIndex` the single call matched (for its EIP-712 action type).
-        uint8 ruleIndex;
-        uint40 notBefore;
+    /// @dev One slot per version.
+    struct Version {
+        address code;
+        uint16 size;
+        uint40 activatedAt;
+        uint40 floorUntil;
+    }
+
+    /// @dev Where content `contentId` lives: its data contract and size.
+    struct ContentRef {
+        address code;
+        uint16 size;
     }
 
     Head private _head;
-    mapping(uint64 version => Head) private _versions;
+    mapping(uint64 version => Version) private _versions;
     uint32 private _contentCount;
-    mapping(uint32 contentId => PolicyStore.Content) private _contents;
+    mapping(uint32 contentId => ContentRef) private _contents;
 
     modifier onlySelf() {
         if (msg.sender != address(this)) revert PolicyAccountOnlySelf(msg.sender);
@@ -52,8 +56,8 @@ abstract contract PolicyVersions is IPolicyAccount {
     /// @inheritdoc IPolicyAccount
     function restoreVersion(uint64 version) external onlySelf {
         if (version == 0 || version >= _head.version) revert PolicyAccountUnknownVersion(version);
-        uint32 contentId = _versions[version].contentId;
-        _activate(contentId, version);
+        Version storage v = _versions[version];
+        _activate(v.code, v.size, version);
     }
 
     // ------------------------------------------------------------------ views
@@ -61,53 +65,58 @@ abstract contract PolicyVersions is IPolicyAccount {
     /// @inheritdoc IPolicyAccount
     function policyVersion() external view returns (uint64 version, uint32 contentId, bytes32 policyHash) {
         Head memory h = _head;
-        return (h.version, h.contentId, _contents[h.contentId].policyHash);
+        if (h.version == 0) return (0, 0, 0);
+        uint256 content = PolicyContent.load(h.code, h.size);
+        return (h.version, PolicyContent.contentId(content), PolicyContent.policyHash(content));
     }
 
     /// @inheritdoc IPolicyAccount
     function versionInfo(uint64 version) external view returns (uint32 contentId, bytes32 policyHash, uint40 activatedAt) {
-        Head memory h = _versions[version];
-        if (h.version == 0) revert PolicyAccountUnknownVersion(version);
-        return (h.contentId, _contents[h.contentId].policyHash, h.activatedAt);
+        Version memory v = _versions[version];
+        if (v.code == address(0)) revert PolicyAccountUnknownVersion(version);
+        uint256 content = PolicyContent.load(v.code, v.size);
+        return (PolicyContent.contentId(content), PolicyContent.policyHash(content), v.activatedAt);
     }
 
     /// @inheritdoc IPolicyAccount
     function members(uint32 contentId) external view returns (address[] memory list) {
-        PolicyStore.Content storage c = _contents[contentId];
-        list = new address[](c.memberCount);
-        for (uint256 i; i < list.length; ++i) {
-            list[i] = c.members[i];
-        }
+        (bool known, uint256 content) = _contentOf(contentId);
+        if (known) list = PolicyContent.members(content);
     }
 
     /// @inheritdoc IPolicyAccount
     function classCount(uint32 contentId) external view returns (uint256) {
-        return _contents[contentId].classCount;
+        (bool known, uint256 content) = _contentOf(contentId);
+        return known ? PolicyContent.classCount(content) : 0;
     }
 
     /// @inheritdoc IPolicyAccount
     function getClass(uint32 contentId, uint8 classIndex) external view returns (ClassView memory v) {
-        PolicyStore.Class storage c = _contents[contentId].classAt(classIndex);
-        v.name = c.name;
-        v.threshold = c.threshold;
-        v.delay = c.delay;
-        v.expiryWindow = c.expiryWindow;
-        v.ruleCount = c.ruleCount;
-        v.dominates = c.dominates;
-        v.signers = new address[](c.signerCount);
-        for (uint256 i; i < v.signers.length; ++i) {
-            v.signers[i] = c.signers[i];
+        (bool known, uint256 content) = _contentOf(contentId);
+        if (!known || (classIndex != PolicyContent.RECOVERY && classIndex >= PolicyContent.classCount(content))) {
+            return v;
         }
-        v.guardians = new address[](c.guardianCount);
-        for (uint256 i; i < v.guardians.length; ++i) {
-            v.guardians[i] = c.guardians[i];
+        uint256 cls = PolicyContent.classAt(content, classIndex);
+        uint256 signerCount;
+        (v.threshold, signerCount, v.delay, v.expiryWindow) = PolicyContent.params(cls);
+        uint256 guardianCount;
+        (guardianCount, v.ruleCount, v.dominates) = PolicyContent.shape(cls);
+        v.name = PolicyContent.name(cls);
+        v.signers = new address[](signerCount);
+        for (uint256 i; i < signerCount; ++i) {
+            v.signers[i] = PolicyContent.signerAt(cls, i);
+        }
+        v.guardians = new address[](guardianCount);
+        for (uint256 i; i < guardianCount; ++i) {
+            v.guardians[i] = PolicyContent.guardianAt(cls, i);
         }
     }
 
     /// @inheritdoc IPolicyAccount
     function classOf(Call[] calldata calls) external view returns (uint8 classIndex, uint40 notBefore) {
-        Classification memory k = _classify(calls);
-        return (k.classIndex, k.notBefore);
+        (uint256 content, uint64 version, uint40 floorUntil) = _active();
+        (classIndex,,) = _classify(content, calls);
+        notBefore = _notBefore(version, floorUntil, calls);
     }
 
     // ------------------------------------------------------------------ internal
@@ -115,8 +124,7 @@ abstract contract PolicyVersions is IPolicyAccount {
     /// @dev Stores `policy` as new content and activates it. Emits {PolicyStored} and {PolicyChanged}.
     function _setPolicy(PolicySpec calldata policy) internal {
         uint32 contentId = ++_contentCount;
-        PolicyWriter.store(
-            _contents[contentId],
+        (address code, uint256 size,) = PolicyWriter.store(
             contentId,
             policy,
             [
@@ -126,51 +134,73 @@ abstract contract PolicyVersions is IPolicyAccount {
                 IPolicyAccount.revokeAgent.selector
             ]
         );
-        _activate(contentId, 0);
+        // size <= MAX_POLICY_BYTES < 2^16
+        _contents[contentId] = ContentRef(code, uint16(size));
+        _activate(code, uint16(size), 0);
     }
 
-    /// @dev Makes `contentId` the next version. The floor window grows to cover the old content's longest delay.
+    /// @dev Makes content `code` the next version. The floor window grows to cover the old content's longest delay.
     /// Emits {PolicyChanged}.
-    function _activate(uint32 contentId, uint64 restoredFrom) private {
+    function _activate(address code, uint16 size, uint64 restoredFrom) private {
         Head memory old = _head;
         uint40 nowTime = uint40(block.timestamp);
         uint40 floorUntil = old.floorUntil;
         if (old.version != 0) {
-            uint40 oldEnd = nowTime + _contents[old.contentId].maxDelay;
+            uint40 oldEnd = nowTime + PolicyContent.maxDelay(PolicyContent.load(old.code, old.size));
             if (oldEnd > floorUntil) floorUntil = oldEnd;
         }
-        Head memory h = Head({
-            version: old.version + 1,
-            contentId: contentId,
-            activatedAt: nowTime,
-            floorUntil: floorUntil,
-            prevContentId: old.contentId
-        });
-        _head = h;
-        _versions[h.version] = h;
-        emit PolicyChanged(h.version, contentId, _contents[contentId].policyHash, restoredFrom);
+        uint32 version = old.version + 1;
+        _head = Head({code: code, size: size, version: version, floorUntil: floorUntil});
+        _versions[version] = Version({code: code, size: size, activatedAt: nowTime, floorUntil: floorUntil});
+        uint256 content = PolicyContent.load(code, size);
+        emit PolicyChanged(version, PolicyContent.contentId(content), PolicyContent.policyHash(content), restoredFrom);
     }
 
-    function _headNow() internal view returns (Head memory) {
-        return _head;
+    /// @dev The active content (in memory), its version and the end of its delay-floor window: one SLOAD.
+    function _active() internal view returns (uint256 content, uint64 version, uint40 floorUntil) {
+        address code;
+        uint256 size;
+        // Unpacked on the stack: copying the struct to memory costs more than the signed path can spare.
+        assembly ("memory-safe") {
+            let head := sload(_head.slot) // code (160) | size (16) | version (32) | floorUntil (40), low bits first
+            code := and(head, 0xffffffffffffffffffffffffffffffffffffffff)
+            size := and(shr(160, head), 0xffff)
+            version := and(shr(176, head), 0xffffffff)
+            floorUntil := shr(208, head)
+        }
+        content = PolicyContent.load(code, size);
     }
 
-    function _content(uint32 contentId) internal view returns (PolicyStore.Content storage) {
-        return _contents[contentId];
+    function _activeVersion() internal view returns (uint64) {
+        return _head.version;
     }
 
-    /// @dev The class of `calls` under the active version (reverting when denied or ambiguous) and the delay floor.
-    function _classify(Call[] calldata calls) internal view returns (Classification memory k) {
-        Head memory h = _head;
-        uint16 mask;
-        (k.classIndex, mask, k.ruleIndex) = _classifyIn(_contents[h.contentId], calls, true);
-        k.classMask = mask;
-        k.notBefore = _notBefore(h, calls);
+    /// @dev Content `contentId` in memory, if it exists.
+    function _contentOf(uint32 contentId) internal view returns (bool known, uint256 content) {
+        ContentRef memory ref = _contents[contentId];
+        if (ref.code == address(0)) return (false, 0);
+        return (true, PolicyContent.load(ref.code, ref.size));
+    }
+
+    /// @dev When version `version` began and the content of the version before it (for the recovery delay floor).
+    function _previousContent(uint64 version) internal view returns (uint40 activatedAt, uint256 content) {
+        Version memory prev = _versions[version - 1];
+        return (_versions[version].activatedAt, PolicyContent.load(prev.code, prev.size));
+    }
+
+    /// @dev The class of `calls` under `content` (reverting when denied or ambiguous), the classes of the single
+    /// calls (a bitmask, for guardians) and the rule of the class a single call matched (for its EIP-712 type).
+    function _classify(uint256 content, Call[] calldata calls)
+        internal
+        view
+        returns (uint8 classIndex, uint16 classMask, uint8 ruleIndex)
+    {
+        return _classifyIn(content, calls, true);
     }
 
     /// @dev Per call: its strictest matching class; then the strictest of those. With `strict`, reverts
-    /// instead of returning `found = false`.
-    function _classifyIn(PolicyStore.Content storage content, Call[] calldata calls, bool strict)
+    /// instead of returning a zero `classMask`.
+    function _classifyIn(uint256 content, Call[] calldata calls, bool strict)
         private
         view
         returns (uint8 classIndex, uint16 classMask, uint8 ruleIndex)
@@ -180,13 +210,16 @@ abstract contract PolicyVersions is IPolicyAccount {
         if (n > MAX_CALLS) revert PolicyAccountTooMany(Limit.Calls, n, MAX_CALLS);
         uint256 rules;
         for (uint256 i; i < n; ++i) {
-            (bool found, uint8 c, uint256 r) = _classOfCall(content, calls[i], i, strict);
+            (bool found, uint8 c, uint256 r) = _classOfCall(content, calls, i, strict);
             if (!found) return (0, 0, 0);
             classMask |= uint16(1 << c);
+            classIndex = c;
             rules = r;
         }
+        // A single call's class is its own strictest.
+        if (n == 1) return (classIndex, classMask, uint8(rules >> (8 * classIndex)));
         bool ok;
-        (ok, classIndex) = content.strictest(classMask);
+        (ok, classIndex) = PolicyContent.strictest(content, classMask);
         if (!ok) {
             if (!strict) return (0, 0, 0);
             revert PolicyAccountNoStrictestClass(classMask);
@@ -195,26 +228,27 @@ abstract contract PolicyVersions is IPolicyAccount {
         ruleIndex = uint8(rules >> (8 * classIndex));
     }
 
-    /// @dev The strictest class matching `call` (number `i` of its batch) and its matched rules; with `strict`,
-    /// reverts instead of returning `found = false`.
-    function _classOfCall(PolicyStore.Content storage content, Call calldata call, uint256 i, bool strict)
-        internal
+    /// @dev The strictest class matching call `i` of `calls` and its matched rules; with `strict`, reverts instead
+    /// of returning `found = false`.
+    function _classOfCall(uint256 content, Call[] calldata calls, uint256 i, bool strict)
+        private
         view
         returns (bool found, uint8 classIndex, uint256 rules)
     {
-        if (call.target == address(0)) revert PolicyAccountZeroTarget(i);
+        (address target,, bytes calldata data) = CallsCalldata.at(calls, i);
+        if (target == address(0)) revert PolicyAccountZeroTarget(i);
         uint16 mask;
-        (mask, rules) = content.candidates(call, address(this));
-        (found, classIndex) = content.strictest(mask);
+        (mask, rules) = PolicyContent.candidates(content, target, data, address(this));
+        (found, classIndex) = PolicyContent.strictest(content, mask);
         if (!found && strict) {
-            if (mask == 0) revert PolicyAccountActionDenied(i, call.target, _selectorOf(call.data));
+            if (mask == 0) revert PolicyAccountActionDenied(i, target, _selectorOf(data));
             revert PolicyAccountNoStrictestClass(mask);
         }
     }
 
-    /// @dev For an agent: every call's class must be in `scope` (a class bitmask of content `contentId`);
-    /// returns the total of the calls' spend words.
-    function _agentSpend(uint32 contentId, Call[] calldata calls, address agent, uint16 scope)
+    /// @dev For an agent: every call's class must be in `scope` (a class bitmask of `content`); returns the total
+    /// of the calls' spend words.
+    function _agentSpend(uint256 content, Call[] calldata calls, address agent, uint16 scope)
         internal
         view
         returns (uint256 spend)
@@ -222,35 +256,52 @@ abstract contract PolicyVersions is IPolicyAccount {
         uint256 n = calls.length;
         if (n == 0) revert PolicyAccountNoCalls();
         if (n > MAX_CALLS) revert PolicyAccountTooMany(Limit.Calls, n, MAX_CALLS);
-        PolicyStore.Content storage content = _contents[contentId];
         for (uint256 i; i < n; ++i) {
-            Call calldata call = calls[i];
-            (, uint8 c, uint256 rules) = _classOfCall(content, call, i, true);
+            (, uint8 c, uint256 rules) = _classOfCall(content, calls, i, true);
             if (scope & (1 << c) == 0) revert PolicyAccountAgentOutOfScope(agent, i, c);
-            uint8 spendArg = content.classes[c].rules[uint8(rules >> (8 * c))].spendArg;
-            if (spendArg != 0) {
-                (bool ok, uint256 word) = CalldataConditions.headWord(call.data, spendArg - 1);
-                // A call too short to hold its spend word would be rejected by the target's decoder anyway.
-                if (!ok) revert PolicyAccountActionDenied(i, call.target, _selectorOf(call.data));
-                spend += word;
-            }
+            spend += _spendWord(content, c, uint8(rules >> (8 * c)), calls, i);
         }
     }
 
-    /// @dev The earliest time an operation on `calls` proposed now may run: for each recent version change, the
-    /// change time plus the delay the calls had under the content before it. Walks at most MAX_FLOOR_WALK changes
-    /// back; beyond that it takes the whole window (coarse, never too early).
-    function _notBefore(Head memory h, Call[] calldata calls) private view returns (uint40 notBefore) {
-        Head memory w = h;
-        for (uint256 step; w.version > 1 && block.timestamp < w.floorUntil; ++step) {
+    /// @dev The word call `i` of `calls`, of class `classIndex` by rule `ruleIndex`, charges an agent with.
+    function _spendWord(uint256 content, uint8 classIndex, uint8 ruleIndex, Call[] calldata calls, uint256 i)
+        private
+        pure
+        returns (uint256 word)
+    {
+        (address target,, bytes calldata data) = CallsCalldata.at(calls, i);
+        uint256 rule = PolicyContent.ruleAt(content, PolicyContent.classAt(content, classIndex), ruleIndex);
+        (uint256 spendArg,,) = PolicyContent.action(rule);
+        if (spendArg == 0) return 0;
+        bool ok;
+        (ok, word) = CalldataConditions.headWord(data, spendArg - 1);
+        // A call too short to hold its spend word would be rejected by the target's decoder anyway.
+        if (!ok) revert PolicyAccountActionDenied(i, target, _selectorOf(data));
+    }
+
+    /// @dev The earliest time an operation on `calls` proposed now under `version` may run: for each recent version
+    /// change, the change time plus the delay the calls had under the content before it. Walks at most
+    /// MAX_FLOOR_WALK changes back; beyond that it takes the whole window (coarse, never too early). Outside the
+    /// window (`floorUntil`, from the head) it reads nothing.
+    function _notBefore(uint64 version, uint40 floorUntil, Call[] calldata calls)
+        internal
+        view
+        returns (uint40 notBefore)
+    {
+        if (block.timestamp >= floorUntil) return 0;
+        Version memory w = _versions[version];
+        for (uint256 step; version > 1 && block.timestamp < w.floorUntil; ++step) {
             if (step == MAX_FLOOR_WALK) return w.floorUntil > notBefore ? w.floorUntil : notBefore;
-            PolicyStore.Content storage prev = _contents[w.prevContentId];
-            (uint8 c, uint16 mask,) = _classifyIn(prev, calls, false);
+            Version memory prev = _versions[version - 1];
+            uint256 content = PolicyContent.load(prev.code, prev.size);
+            (uint8 c, uint16 mask,) = _classifyIn(content, calls, false);
             if (mask != 0) {
-                uint40 floor = w.activatedAt + prev.classes[c].delay;
+                (,, uint32 delay,) = PolicyContent.params(PolicyContent.classAt(content, c));
+                uint40 floor = w.activatedAt + delay;
                 if (floor > notBefore) notBefore = floor;
             }
-            w = _versions[w.version - 1];
+            w = prev;
+            --version;
         }
     }
 

@@ -4,8 +4,9 @@ pragma solidity 0.8.30;
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {IPolicyAccount} from "../interfaces/IPolicyAccount.sol";
-import {PolicyStore} from "../libraries/PolicyStore.sol";
-import {Call, SignerSignature} from "../PolicyTypes.sol";
+import {PolicyContent} from "../libraries/PolicyContent.sol";
+import {CallsCalldata} from "../libraries/CallsCalldata.sol";
+import {Call} from "../PolicyTypes.sol";
 
 /// @title SignatureApprovals
 /// @notice EIP-712 typed data of operations and the check of signatures submitted together.
@@ -13,43 +14,58 @@ import {Call, SignerSignature} from "../PolicyTypes.sol";
 /// version and a deadline. A single call whose rule names an action type is signed as that type, so a wallet
 /// shows e.g. `TerminateVm(address target,uint256 value,uint256 vmId,uint256 nonce,uint64 policyVersion,uint256 deadline)`;
 /// anything else is signed as the generic `Operation`.
+/// @dev Signatures arrive packed in one `bytes` (see {IPolicyAccount-executeWithSignatures}), ordered by signer:
+/// an ECDSA entry carries no signer address (it is the recovered one), which saves a calldata word per signature.
 abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
     bytes32 internal constant CALL_TYPEHASH = keccak256("Call(address target,uint256 value,bytes data)");
     bytes32 internal constant OPERATION_TYPEHASH = keccak256(
         "Operation(Call[] calls,uint256 nonce,uint64 policyVersion,uint256 deadline)Call(address target,uint256 value,bytes data)"
     );
 
+    /// @dev First byte of a packed entry: ERC-2098 `r ‖ yParityAndS` follows. 27 or 28 (v) mean `r ‖ s` follows.
+    uint256 internal constant SIGNATURE_COMPACT = 0;
+    /// @dev First byte of a packed entry: an ERC-1271 contract signer; `signer (20) ‖ length (2) ‖ signature` follows.
+    uint256 internal constant SIGNATURE_CONTRACT = 1;
+
+    /// @dev Why {_signedBy}'s assembly loop stopped: the end, an entry proving nothing, a signer that is not the next
+    /// class signer in order, or a contract signer whose ERC-1271 check is due.
+    uint256 private constant WALK_DONE = 0;
+    uint256 private constant WALK_INVALID = 1;
+    uint256 private constant WALK_NOT_NEXT = 2;
+    uint256 private constant WALK_CONTRACT = 3;
+
     constructor() EIP712("NovaCron PolicyAccount", "1") {}
 
-    /// @dev The digest to sign. `rule` is the single call's rule (ignored for batches).
-    function _digest(
-        Call[] calldata calls,
-        PolicyStore.Rule storage rule,
-        uint256 nonce,
-        uint64 version,
-        uint256 deadline
-    ) internal view returns (bytes32) {
+    /// @dev The digest to sign. `rule` is the single call's rule (a memory address; ignored for batches).
+    function _digest(Call[] calldata calls, uint256 rule, uint256 nonce, uint64 version, uint256 deadline)
+        internal
+        view
+        returns (bytes32)
+    {
         if (calls.length == 1) {
-            bytes32 typeHash = rule.actionTypeHash;
-            Call calldata call = calls[0];
+            (, uint256 actionWords, bytes32 typeHash) = PolicyContent.action(rule);
             // The named type covers exactly the call's argument words, so it commits to the whole calldata.
-            if (typeHash != 0 && call.data.length == 4 + 32 * uint256(rule.actionWords)) {
-                return _hashTypedDataV4(_namedStructHash(typeHash, call, nonce, version, deadline));
+            if (typeHash != 0) {
+                bytes32 structHash = _namedStructHash(typeHash, calls, 4 + 32 * actionWords, nonce, version, deadline);
+                if (structHash != 0) return _hashTypedDataV4(structHash);
             }
         }
         return _hashTypedDataV4(_operationStructHash(calls, nonce, version, deadline));
     }
 
-    /// @dev keccak256(typeHash ‖ target ‖ value ‖ argument words ‖ nonce ‖ version ‖ deadline): for static
-    /// arguments, EIP-712's encodeData of each field is exactly its ABI word.
-    function _namedStructHash(bytes32 typeHash, Call calldata call, uint256 nonce, uint64 version, uint256 deadline)
-        private
-        pure
-        returns (bytes32 h)
-    {
-        bytes calldata data = call.data;
-        address target = call.target;
-        uint256 value = call.value;
+    /// @dev keccak256(typeHash ‖ target ‖ value ‖ argument words ‖ nonce ‖ version ‖ deadline) of the single call:
+    /// for static arguments, EIP-712's encodeData of each field is exactly its ABI word. Zero (no named hash) when the
+    /// call's data is not `dataLength` bytes.
+    function _namedStructHash(
+        bytes32 typeHash,
+        Call[] calldata calls,
+        uint256 dataLength,
+        uint256 nonce,
+        uint64 version,
+        uint256 deadline
+    ) private pure returns (bytes32 h) {
+        (address target, uint256 value, bytes calldata data) = CallsCalldata.at(calls, 0);
+        if (data.length != dataLength) return 0;
         assembly ("memory-safe") {
             let ptr := mload(0x40)
             mstore(ptr, typeHash)
@@ -72,112 +88,151 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
     {
         bytes32[] memory hashes = new bytes32[](calls.length);
         for (uint256 i; i < calls.length; ++i) {
-            hashes[i] = keccak256(abi.encode(CALL_TYPEHASH, calls[i].target, calls[i].value, keccak256(calls[i].data)));
+            (address target, uint256 value, bytes calldata data) = CallsCalldata.at(calls, i);
+            hashes[i] = keccak256(abi.encode(CALL_TYPEHASH, target, value, keccak256(data)));
         }
         return keccak256(abi.encode(OPERATION_TYPEHASH, keccak256(abi.encodePacked(hashes)), nonce, version, deadline));
     }
 
-    /// @dev Checks `signatures` (sorted by signer, unique) over `digest` against class `c` and returns the
-    /// bitmask of the class's signers who signed. An EOA signature is an ECDSA signature that recovers to the
-    /// signer; otherwise the signer must be a contract whose ERC-1271 `isValidSignature` accepts it.
-    function _signedBy(bytes32 digest, PolicyStore.Class storage c, SignerSignature[] calldata signatures)
-        internal
-        view
-        returns (uint16 bits)
-    {
-        uint256 signerCount = c.signerCount;
-        uint256 list = _loadSigners(c.signerCode, signerCount);
-        uint256 n = signatures.length;
-        uint256 j;
-        address previous;
-        for (uint256 i; i < n;) {
-            (address signer, bool recovered) = _recoverAt(digest, signatures, i);
-            if (signer <= previous) revert PolicyAccountUnsortedSigners(i, signer);
-            // Not an ECDSA signature of `signer`: maybe a contract signer (ERC-1271). The checked ABI access is
-            // only paid on this path.
-            if (!recovered && !SignatureChecker.isValidERC1271SignatureNowCalldata(signer, digest, signatures[i].signature)) {
+    /// @dev Checks the packed `signatures` over `digest` against class `cls` (a memory address in the content) and
+    /// returns the bitmask of the class's signers who signed. Entries must be in strictly ascending signer order.
+    function _signedBy(bytes32 digest, uint256 cls, bytes calldata signatures) internal view returns (uint16 bits) {
+        uint256 walked; // see {_walk}
+        while (true) {
+            uint256 reason;
+            address signer;
+            (reason, walked, signer) = _walk(digest, signatures, cls, walked);
+            bits = uint16(walked >> 128);
+            if (reason == WALK_DONE) return bits;
+            uint256 at = uint64(walked);
+            uint256 i = _entryIndex(signatures, at);
+            if (reason == WALK_INVALID) revert PolicyAccountInvalidSignature(i, signer);
+            if (reason == WALK_NOT_NEXT) _rejectSigner(cls, i, signer, uint8(signatures[at]) == SIGNATURE_CONTRACT);
+            // WALK_CONTRACT: a class signer in order, so only now is the contract asked, about its own bytes.
+            uint256 next = _entryEnd(signatures, at);
+            if (!SignatureChecker.isValidERC1271SignatureNowCalldata(signer, digest, signatures[at + 23:next])) {
                 revert PolicyAccountInvalidSignature(i, signer);
             }
-            // Class signers are sorted too: walk forward to this signer.
-            bool found;
-            assembly ("memory-safe") {
-                let member := 0
-                for {} lt(j, signerCount) { j := add(j, 1) } {
-                    member := shr(96, mload(add(list, mul(j, 20))))
-                    if iszero(lt(member, signer)) { break }
-                }
-                found := and(lt(j, signerCount), eq(member, signer))
-                if found {
-                    bits := or(bits, shl(j, 1))
-                    j := add(j, 1)
-                }
-            }
-            if (!found) revert PolicyAccountSignerNotInClass(i, signer);
-            previous = signer;
-            // i < n <= calldata size: cannot overflow.
-            unchecked {
-                ++i;
-            }
+            walked = (walked & ~uint256(type(uint64).max)) | next;
         }
     }
 
-    /// @dev Signature `i`'s signer and whether its signature is an ECDSA signature of `digest` by that signer:
-    /// 65 bytes (r ‖ s ‖ v) or 64 bytes (ERC-2098 r ‖ vs), low s only (EIP-2), as OpenZeppelin's ECDSA accepts.
-    /// Reads the ABI-encoded array directly: an offset out of the calldata reads zeros, which never form a valid
-    /// signature, and the signer word must be a clean address.
-    function _recoverAt(bytes32 digest, SignerSignature[] calldata signatures, uint256 i)
+    /// @dev Matches entries to the class signers of `cls`, from the position packed in `walked` (entry offset `at`
+    /// (64 bits) | class signer `j` (64) | `bits` (16)): both lists ascend, so one forward walk matches them. Stops
+    /// at the end ({WALK_DONE}), at an entry that proves nothing ({WALK_INVALID}: truncated, unknown kind, high s,
+    /// not recoverable; `signer` is what it recovers to, or zero), at a signer that is not the next class signer in
+    /// order ({WALK_NOT_NEXT}), or after matching a contract signer whose ERC-1271 check is due ({WALK_CONTRACT});
+    /// returns the position there. In assembly with few values live: besides the precompile, this loop is most of
+    /// what a signature costs.
+    function _walk(bytes32 digest, bytes calldata signatures, uint256 cls, uint256 walked)
         private
         view
-        returns (address signer, bool recovered)
+        returns (uint256 reason, uint256, address signer)
     {
-        bool dirty;
+        (uint256 list, uint256 count) = PolicyContent.signerList(cls);
         assembly ("memory-safe") {
-            let elem := add(signatures.offset, calldataload(add(signatures.offset, shl(5, i))))
-            let word := calldataload(elem)
-            dirty := shr(160, word)
-            signer := word
-            let sig := add(elem, calldataload(add(elem, 0x20)))
-            let length := calldataload(sig)
-            let r := calldataload(add(sig, 0x20))
-            let s := calldataload(add(sig, 0x40))
-            let v := 0
-            switch length
-            case 65 { v := byte(0, calldataload(add(sig, 0x60))) }
-            case 64 {
-                v := add(27, shr(255, s))
-                s := and(s, 0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff)
-            }
-            if and(iszero(iszero(v)), iszero(gt(s, 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0))) {
-                let ptr := mload(0x40)
-                mstore(ptr, digest)
-                mstore(add(ptr, 0x20), v)
-                mstore(add(ptr, 0x40), r)
-                mstore(add(ptr, 0x60), s)
-                mstore(0x00, 0)
-                if staticcall(gas(), 0x01, ptr, 0x80, 0x00, 0x20) {
-                    let who := mload(0x00)
-                    recovered := and(iszero(iszero(who)), eq(who, signer))
+            // The signer of the entry at offset `pos` (zero if there is none) and where the next entry starts;
+            // `bad` for a high s. Memory from the free pointer holds the digest, then v, r and s for the precompile.
+            function parse(entry, pos) -> who, next, bad {
+                let kind := byte(0, calldataload(entry))
+                switch eq(kind, SIGNATURE_CONTRACT)
+                case 1 {
+                    who := shr(96, calldataload(add(entry, 1)))
+                    next := add(add(pos, 23), shr(240, calldataload(add(entry, 21))))
+                }
+                default {
+                    next := add(pos, 65)
+                    let s := calldataload(add(entry, 33))
+                    // Kind 0 is ERC-2098: v is 27 + the top bit of s. Any other kind is v itself.
+                    let compact := eq(kind, SIGNATURE_COMPACT)
+                    let v := add(kind, mul(compact, add(27, shr(255, s))))
+                    s := and(s, shr(compact, not(0)))
+                    if or(eq(v, 27), eq(v, 28)) {
+                        let input := mload(0x40)
+                        mstore(add(input, 0x20), v)
+                        mstore(add(input, 0x40), calldataload(add(entry, 1)))
+                        mstore(add(input, 0x60), s)
+                        mstore(0x00, 0)
+                        // The precompile accepts a high s, so the error can name whose malleable twin this is.
+                        if staticcall(gas(), 0x01, input, 0x80, 0x00, 0x20) { who := mload(0x00) }
+                    }
+                    bad := gt(s, 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0)
                 }
             }
+            // Whether `who` is in the ascending list of `n` signers at `signersAt`, at or after position `j`, and
+            // the position after it.
+            function follows(signersAt, n, j, who) -> found, after {
+                let member := 0
+                for {} lt(j, n) { j := add(j, 1) } {
+                    member := shr(96, mload(add(signersAt, mul(j, 20))))
+                    if iszero(lt(member, who)) { break }
+                }
+                found := and(lt(j, n), eq(member, who))
+                after := add(j, 1)
+            }
+            mstore(mload(0x40), digest)
+            let at := and(walked, 0xffffffffffffffff)
+            let j := and(shr(64, walked), 0xffffffffffffffff)
+            let bits := shr(128, walked)
+            for {} 1 {} {
+                if iszero(lt(at, signatures.length)) {
+                    reason := WALK_DONE
+                    break
+                }
+                let entry := add(signatures.offset, at)
+                // Its head must fit before it is read: 65 bytes, or a contract entry's 23.
+                let next := add(at, sub(65, mul(42, eq(byte(0, calldataload(entry)), SIGNATURE_CONTRACT))))
+                let bad := 0
+                signer := 0
+                if iszero(gt(next, signatures.length)) { signer, next, bad := parse(entry, at) }
+                if or(or(iszero(signer), bad), gt(next, signatures.length)) {
+                    reason := WALK_INVALID
+                    break
+                }
+                let found := 0
+                found, j := follows(list, count, j, signer)
+                if iszero(found) {
+                    reason := WALK_NOT_NEXT
+                    break
+                }
+                bits := or(bits, shl(sub(j, 1), 1))
+                if eq(byte(0, calldataload(entry)), SIGNATURE_CONTRACT) {
+                    reason := WALK_CONTRACT
+                    break
+                }
+                at := next
+            }
+            walked := or(at, or(shl(64, j), shl(128, bits)))
         }
-        if (dirty) revert PolicyAccountInvalidSignature(i, signer);
+        return (reason, walked, signer);
     }
 
-    /// @dev The class's sorted signers, 20 bytes each, copied to memory from its signer code: one EXTCODECOPY
-    /// instead of one SLOAD per signer. Returns the memory address of the first one.
-    function _loadSigners(address code, uint256 count) private view returns (uint256 list) {
-        assembly ("memory-safe") {
-            list := mload(0x40)
-            extcodecopy(code, list, 1, mul(count, 20))
-            mstore(0x40, add(list, add(mul(count, 20), 32)))
-        }
+    /// @dev Where the entry at `at` ends (its declared end; the walk checked it is within `signatures`).
+    function _entryEnd(bytes calldata signatures, uint256 at) private pure returns (uint256) {
+        if (uint8(signatures[at]) != SIGNATURE_CONTRACT) return at + 65;
+        if (at + 23 > signatures.length) return at + 23;
+        return at + 23 + uint16(bytes2(signatures[at + 21:at + 23]));
     }
 
-    /// @dev Position of `account` among class `c`'s signers, or `found = false`.
-    function _signerIndex(PolicyStore.Class storage c, address account) internal view returns (bool found, uint256 index) {
-        uint256 n = c.signerCount;
+    /// @dev The position of the entry at `at` among the entries (for errors and contract signers only).
+    function _entryIndex(bytes calldata signatures, uint256 at) private pure returns (uint256 i) {
+        for (uint256 p; p < at; p = _entryEnd(signatures, p)) ++i;
+    }
+
+    /// @dev Entry `i`'s `signer` is not the next class signer in order: it is a class signer out of order or
+    /// repeated, an outsider, or (for ECDSA) the address a signature of other data recovers to.
+    function _rejectSigner(uint256 cls, uint256 i, address signer, bool isContract) private pure {
+        (bool member,) = _signerIndex(cls, signer);
+        if (member) revert PolicyAccountUnsortedSigners(i, signer);
+        if (isContract) revert PolicyAccountSignerNotInClass(i, signer);
+        revert PolicyAccountInvalidSignature(i, signer);
+    }
+
+    /// @dev Position of `account` among class `cls`'s signers, or `found = false`.
+    function _signerIndex(uint256 cls, address account) internal pure returns (bool found, uint256 index) {
+        (, uint256 n,,) = PolicyContent.params(cls);
         for (uint256 i; i < n; ++i) {
-            if (c.signers[i] == account) return (true, i);
+            if (PolicyContent.signerAt(cls, i) == account) return (true, i);
         }
         return (false, 0);
     }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.30;
 
-import {Call, Limit, OperationState, PolicySpec, RecoveryProblem, SignerSignature} from "../PolicyTypes.sol";
+import {Call, Limit, OperationState, PolicySpec, RecoveryProblem} from "../PolicyTypes.sol";
 
 /// @title IPolicyAccount
 /// @notice An account contract that owns VMs and tokens for an organisation. Every outgoing call belongs to an
@@ -76,14 +76,12 @@ interface IPolicyAccount {
     event OperationExecuted(
         uint256 indexed opId, address indexed executor, uint64 indexed version, uint8 classIndex, uint16 signers
     );
-    /// @notice A signed operation ran in one transaction (it was never stored); `calls` are what it did.
+    /// @notice A signed operation ran in one transaction (it was never stored). `signers` is the bitmask of the
+    /// class's signers who signed; `digest` is the EIP-712 digest they signed (see {operationDigest}), which commits
+    /// to the calls: the calls themselves are in the transaction's input, not copied into the log. Only `opId` is
+    /// indexed: every further topic would cost each signed execution 375 gas.
     event SignedOperationExecuted(
-        uint256 indexed opId,
-        address indexed executor,
-        uint64 indexed version,
-        uint8 classIndex,
-        uint16 signers,
-        Call[] calls
+        uint256 indexed opId, address executor, uint64 version, uint8 classIndex, uint16 signers, bytes32 digest
     );
     /// @notice The operation was cancelled by its proposer or a guardian.
     event OperationCancelled(uint256 indexed opId, address indexed by);
@@ -137,11 +135,14 @@ interface IPolicyAccount {
     error PolicyAccountCallsMismatch(uint256 opId, bytes32 expected, bytes32 given);
     /// @notice The signatures were valid until `deadline`; it is `nowTime`.
     error PolicyAccountSignatureExpired(uint256 deadline, uint256 nowTime);
-    /// @notice Signature `index` (by `signer`) is out of ascending order or repeats a signer.
+    /// @notice Signature `index` is by `signer`, a signer of the class, but out of ascending order or repeated.
     error PolicyAccountUnsortedSigners(uint256 index, address signer);
-    /// @notice Signature `index` does not prove that `signer` signed this operation.
+    /// @notice Signature `index` does not prove that a signer of the class signed this operation. For an ECDSA
+    /// entry `signer` is the address it recovers to (a key outside the class, or an unrelated address when it signed
+    /// other data: another chain, account, nonce, deadline, policy version or calls), or zero when the entry is
+    /// truncated, of an unknown kind or does not recover; for a contract entry, the contract that rejected it.
     error PolicyAccountInvalidSignature(uint256 index, address signer);
-    /// @notice Signature `index` is by `signer`, who is not a signer of the operation's class.
+    /// @notice Contract signature `index` names `signer`, who is not a signer of the operation's class.
     error PolicyAccountSignerNotInClass(uint256 index, address signer);
     /// @notice `count` valid approvals were given where `threshold` are needed.
     error PolicyAccountNotEnoughApprovals(uint256 count, uint256 threshold);
@@ -177,14 +178,11 @@ interface IPolicyAccount {
     /// with the last needed approval, {OperationQueued}.
     function approve(uint256 opId) external;
 
-    /// @notice Adds EIP-712 approvals (see {operationDigest}) of operation `opId`, sorted by signer; signers who
-    /// approved already are skipped. Emits {OperationApproved} per new signer and maybe {OperationQueued}.
-    function approveWithSignatures(
-        uint256 opId,
-        Call[] calldata calls,
-        uint256 deadline,
-        SignerSignature[] calldata signatures
-    ) external;
+    /// @notice Adds EIP-712 approvals (see {operationDigest}) of operation `opId`; `signatures` are packed as for
+    /// {executeWithSignatures}. Signers who approved already are skipped. Emits {OperationApproved} per new signer and
+    /// maybe {OperationQueued}.
+    function approveWithSignatures(uint256 opId, Call[] calldata calls, uint256 deadline, bytes calldata signatures)
+        external;
 
     /// @notice Anyone: runs Ready operation `opId`. Reverts (and leaves it Ready) when a call fails.
     /// Emits {OperationExecuted}.
@@ -192,12 +190,13 @@ interface IPolicyAccount {
 
     /// @notice Anyone: runs `calls` at once with enough EIP-712 signatures, when their class has no delay
     /// (and no delay floor applies). Marks `nonce` used. Emits {SignedOperationExecuted}.
-    function executeWithSignatures(
-        Call[] calldata calls,
-        uint256 nonce,
-        uint256 deadline,
-        SignerSignature[] calldata signatures
-    ) external payable;
+    /// @param signatures Entries packed one after the other, in strictly ascending order of their signers:
+    /// `v ‖ r ‖ s` (a 65-byte ECDSA signature with v, 27 or 28, moved first), `0x00 ‖ r ‖ yParityAndS` (an ERC-2098
+    /// 64-byte signature), or `0x01 ‖ signer (20 bytes) ‖ length (2 bytes) ‖ signature` for an ERC-1271 contract
+    /// signer such as a Safe. An ECDSA entry's signer is the address it recovers to; s must be low (EIP-2).
+    function executeWithSignatures(Call[] calldata calls, uint256 nonce, uint256 deadline, bytes calldata signatures)
+        external
+        payable;
 
     /// @notice The proposer, or a guardian of any class of the operation (never for recovery), cancels it.
     /// Emits {OperationCancelled}.

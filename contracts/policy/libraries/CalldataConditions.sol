@@ -2,7 +2,7 @@
 pragma solidity 0.8.30;
 
 import {ConditionOp} from "../PolicyTypes.sol";
-import {MAX_ARRAY, MAX_SET} from "../PolicyTypes.sol";
+import {MAX_ARRAY} from "../PolicyTypes.sol";
 
 /// @title CalldataConditions
 /// @notice Reads ABI words of a call's arguments and evaluates one typed condition on them. Nothing here
@@ -10,21 +10,19 @@ import {MAX_ARRAY, MAX_SET} from "../PolicyTypes.sol";
 /// to) and compares the 32-byte word. Because the target's own ABI decoder rejects words that are out of range
 /// for their declared type, comparing the whole word is sound for every static type. A word that is not in the
 /// calldata makes the condition false, never a revert, so a malformed call is simply denied.
+/// @dev A condition, as {PolicyContent} holds it in memory: op (1) | arg (1) | field (1) | deref (1) |
+/// setLength (1) | value (32) | set (32 each).
 library CalldataConditions {
-    /// @notice A condition as stored: one slot of parameters, one of value, then the set.
-    struct Condition {
-        // slot 0: op (8) | arg (8) | field (8) | deref (8) | setLength (8)
-        ConditionOp op;
-        uint8 arg;
-        uint8 field;
-        bool deref;
-        uint8 setLength;
-        // slot 1
-        uint256 value;
-        bytes32[MAX_SET] set;
-    }
+    uint256 internal constant HEADER = 37;
 
     bytes4 internal constant GET_VM_SELECTOR = bytes4(keccak256("getVm(uint256)"));
+
+    /// @notice Where the condition after `c` starts.
+    function next(uint256 c) internal pure returns (uint256 after_) {
+        assembly ("memory-safe") {
+            after_ := add(add(c, HEADER), shl(5, byte(4, mload(c))))
+        }
+    }
 
     /// @notice Head word `index` of the arguments (after the 4-byte selector), if present.
     function headWord(bytes calldata data, uint256 index) internal pure returns (bool ok, uint256 word) {
@@ -44,24 +42,14 @@ library CalldataConditions {
         ok = start + 32 <= data.length;
     }
 
-    /// @notice The word a condition reads.
-    function wordOf(Condition storage c, bytes calldata data) internal view returns (bool ok, uint256 word) {
-        if (!c.deref) return headWord(data, c.arg);
-        (bool inRange, uint256 start) = tail(data, c.arg);
-        if (!inRange) return (false, 0);
-        // field <= 255 and start < data.length, so this cannot overflow.
-        uint256 at = start + 32 * uint256(c.field);
-        if (data.length < at + 32) return (false, 0);
-        return (true, uint256(bytes32(data[at:at + 32])));
-    }
-
-    /// @notice Whether the call `data` to `target` meets `c`; `self` is this account (for OwnedBy).
-    function holds(Condition storage c, bytes calldata data, address target, address self) internal view returns (bool) {
-        ConditionOp op = c.op;
-        if (op == ConditionOp.AllInSet) return _allInSet(c, data);
-        (bool ok, uint256 word) = wordOf(c, data);
+    /// @notice Whether the call `data` to `target` meets condition `c` (a memory address); `self` is this account
+    /// (for OwnedBy).
+    function holds(uint256 c, bytes calldata data, address target, address self) internal view returns (bool) {
+        (ConditionOp op, uint256 arg, uint256 field, bool deref) = _parameters(c);
+        if (op == ConditionOp.AllInSet) return _allInSet(c, data, arg);
+        (bool ok, uint256 word) = _wordOf(data, arg, field, deref);
         if (!ok) return false;
-        uint256 value = c.value;
+        uint256 value = _value(c);
         if (op == ConditionOp.Eq) return word == value;
         if (op == ConditionOp.Ne) return word != value;
         if (op == ConditionOp.Lt) return word < value;
@@ -73,16 +61,55 @@ library CalldataConditions {
         return _ownedBy(c, word, target, self);
     }
 
-    function _inSet(Condition storage c, bytes32 word) private view returns (bool) {
-        uint256 n = c.setLength;
-        for (uint256 i; i < n; ++i) {
-            if (c.set[i] == word) return true;
+    function _parameters(uint256 c) private pure returns (ConditionOp op, uint256 arg, uint256 field, bool deref) {
+        uint256 opByte;
+        assembly ("memory-safe") {
+            let w := mload(c)
+            opByte := byte(0, w)
+            arg := byte(1, w)
+            field := byte(2, w)
+            deref := iszero(iszero(byte(3, w)))
         }
-        return false;
+        // The writer stored a valid ConditionOp.
+        op = ConditionOp(opByte);
     }
 
-    function _allInSet(Condition storage c, bytes calldata data) private view returns (bool) {
-        (bool ok, uint256 start) = tail(data, c.arg);
+    function _value(uint256 c) private pure returns (uint256 v) {
+        assembly ("memory-safe") {
+            v := mload(add(c, 5))
+        }
+    }
+
+    /// @notice The word a condition reads.
+    function _wordOf(bytes calldata data, uint256 arg, uint256 field, bool deref)
+        private
+        pure
+        returns (bool ok, uint256 word)
+    {
+        if (!deref) return headWord(data, arg);
+        (bool inRange, uint256 start) = tail(data, arg);
+        if (!inRange) return (false, 0);
+        // field <= 255 and start < data.length, so this cannot overflow.
+        uint256 at = start + 32 * field;
+        if (data.length < at + 32) return (false, 0);
+        return (true, uint256(bytes32(data[at:at + 32])));
+    }
+
+    function _inSet(uint256 c, bytes32 word) private pure returns (bool found) {
+        assembly ("memory-safe") {
+            let n := byte(4, mload(c))
+            let set := add(c, HEADER)
+            for { let i := 0 } lt(i, n) { i := add(i, 1) } {
+                if eq(mload(add(set, shl(5, i))), word) {
+                    found := 1
+                    break
+                }
+            }
+        }
+    }
+
+    function _allInSet(uint256 c, bytes calldata data, uint256 arg) private pure returns (bool) {
+        (bool ok, uint256 start) = tail(data, arg);
         if (!ok) return false;
         uint256 length = uint256(bytes32(data[start:start + 32]));
         if (length > MAX_ARRAY) return false;
@@ -96,9 +123,13 @@ library CalldataConditions {
     }
 
     /// @dev A view call `registry.<selector>(id)` whose first returned word must be `self`.
-    function _ownedBy(Condition storage c, uint256 id, address target, address self) private view returns (bool) {
-        address registry = c.value == 0 ? target : address(uint160(c.value));
-        bytes4 selector = c.setLength == 0 ? GET_VM_SELECTOR : bytes4(c.set[0]);
+    function _ownedBy(uint256 c, uint256 id, address target, address self) private view returns (bool) {
+        uint256 value = _value(c);
+        address registry = value == 0 ? target : address(uint160(value));
+        bytes4 selector = GET_VM_SELECTOR;
+        assembly ("memory-safe") {
+            if byte(4, mload(c)) { selector := shl(224, shr(224, mload(add(c, HEADER)))) }
+        }
         (bool success, bytes memory ret) = registry.staticcall(abi.encodeWithSelector(selector, id));
         if (!success || ret.length < 32) return false;
         return abi.decode(ret, (uint256)) == uint256(uint160(self));

@@ -6,7 +6,7 @@ import type { HardhatRuntimeEnvironment } from "hardhat/types/hre";
 import { resolveSigner, signerFor } from "../../lib/accounts.ts";
 import { eventsIn, mined } from "../../lib/contracts.ts";
 import { runTask, UserError } from "../../lib/errors.ts";
-import { parseDuration, actionFor, digestOf, sortSignatures, typedOperation } from "../../lib/policy.ts";
+import { parseDuration, actionFor, digestOf, packSignatures, sortSignatures, typedOperation } from "../../lib/policy.ts";
 import { callsOf, openPolicyAccount, parseOpId, stateName } from "../../lib/policy-account.ts";
 import { countBits, printNext } from "./shared.ts";
 
@@ -64,7 +64,7 @@ export default async function policyApprove(args: PolicyApproveArgs, hre: Hardha
       if (deadline === undefined) throw new UserError("--signatures lists no files.");
       const calls = await callsOf(s, opId);
       const sender = await resolveSigner(s.ethers, args.from, "deployer");
-      const tx = await s.account.connect(sender).approveWithSignatures(opId, calls, deadline, sortSignatures(sigs));
+      const tx = await s.account.connect(sender).approveWithSignatures(opId, calls, deadline, packSignatures(sortSignatures(sigs)));
       const receipt = await mined(`approveWithSignatures(${opId}) with ${sigs.length} signature(s)`, tx);
       const after = await s.account.getOperation(opId);
       console.log(`Operation ${opId}: ${eventsIn(receipt, s.account, "OperationApproved").length} new approval(s); ${stateName(after.state)}, ${countBits(after.approvals)} of ${after.threshold}`);
