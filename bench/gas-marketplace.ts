@@ -188,7 +188,7 @@ const lowerBound = 21_000 * transactions + 22_100 * slots;
 const ratios = run1.map((s, i) => ({ name: s.name, one: s.gas, many: run2[i]!.gas, ratio: Number(run2[i]!.gas) / Number(s.gas) }));
 const scalingRatio = Math.max(...ratios.map((r) => r.ratio));
 // What any design with these transactions, transfers and new slots pays before its own logic.
-const floor = ["intrinsic", "calldata", "calls:CreditToken", "newSlots"].reduce((sum, k) => sum + (breakdown[k] ?? 0), 0);
+const floor = ["intrinsic", "calldata", "calls:CreditToken", "sstoreNewSlot"].reduce((sum, k) => sum + (breakdown[k] ?? 0), 0);
 for (const s of run1) ops[s.name] = s.gas;
 
 const result = {

@@ -5,7 +5,7 @@
 //   intrinsic     21,000 per transaction
 //   calldata      4 gas per zero byte, 16 per non-zero byte of the input
 //   calls:<name>  everything spent in calls to a named contract (the CALL itself, cold account, the callee's work)
-//   newSlots      SSTOREs that made a zero slot non-zero (20,000, + 2,100 when cold)
+//   sstoreNewSlot SSTOREs that made a zero slot non-zero (20,000, + 2,100 when the slot was cold)
 //   sstore        other SSTOREs of the called contract
 //   sload         SLOADs of the called contract
 //   events        LOG0..LOG4 of the called contract
@@ -75,7 +75,7 @@ export async function traceGas(rpc: Rpc, hashes: string[], named: Record<string,
       if (log.op === "SSTORE" && BigInt(arg(1)) !== 0n) written.add(`${contexts[contexts.length - 1]}:${hexSlot(arg(0))}`);
       if (log.depth !== 1) continue;
       measured += log.gasCost;
-      if (log.op === "SSTORE") add(log.gasCost >= 20_000 ? "newSlots" : "sstore", log.gasCost);
+      if (log.op === "SSTORE") add(log.gasCost >= 20_000 ? "sstoreNewSlot" : "sstore", log.gasCost);
       else if (log.op === "SLOAD") add("sload", log.gasCost);
       else if (log.op.startsWith("LOG")) add("events", log.gasCost);
       else add("logic", log.gasCost);
