@@ -90,17 +90,17 @@ contract PolicyAccountHandler is Test, PolicyBuilder {
         guardian = guardian_;
         agent = agent_;
         payDelay = payDelay_;
-        clock = block.timestamp;
+        clock = vm.getBlockTimestamp();
     }
 
     /// @dev The campaign's clock: each call starts from the block environment of setUp, so time is kept here.
     uint256 public clock;
 
     modifier timed() {
-        if (clock < block.timestamp) clock = block.timestamp;
+        if (clock < vm.getBlockTimestamp()) clock = vm.getBlockTimestamp();
         vm.warp(clock);
         _;
-        clock = block.timestamp;
+        clock = vm.getBlockTimestamp();
     }
 
     function opCount() external view returns (uint256) {
@@ -110,7 +110,7 @@ contract PolicyAccountHandler is Test, PolicyBuilder {
     // ------------------------------------------------------------------ actions
 
     function warp(uint256 seconds_) external timed {
-        vm.warp(block.timestamp + bound(seconds_, 1, 2 hours));
+        vm.warp(vm.getBlockTimestamp() + bound(seconds_, 1, 2 hours));
     }
 
     function propose(uint256 who, uint256 amount) external timed {
@@ -146,16 +146,25 @@ contract PolicyAccountHandler is Test, PolicyBuilder {
         } catch {}
     }
 
-    function execute(uint256 opSeed, uint256 amount) external timed {
+    /// @dev `when` may first move time to the edges of a queued operation's window (a second before its eta, its
+    /// eta, a second before its expiry, its expiry) or anywhere up to an hour past its eta: random warps alone
+    /// rarely land on an edge, and an off-by-one there is exactly what the window checks must catch.
+    function execute(uint256 opSeed, uint256 when) external timed {
         if (ops.length == 0) return;
         uint256 opId = ops[opSeed % ops.length];
         IPolicyAccount.OperationView memory before = account.getOperation(opId);
-        Call[] memory c = _payFor(opId, amount);
+        uint256 now_ = vm.getBlockTimestamp();
+        if (before.eta > now_) {
+            uint256[5] memory moments =
+                [uint256(before.eta) - 1, before.eta, uint256(before.expiresAt) - 1, before.expiresAt, _bound(when >> 3, now_, uint256(before.eta) + 1 hours)];
+            if (when % 8 < 5) vm.warp(moments[when % 8]);
+        }
+        Call[] memory c = _payFor(opId, when);
         try account.execute(opId, c) {
             // executed only in [eta, expiresAt), with at least M distinct approvals of class signers
             assertGt(before.eta, 0, "executed unqueued");
-            assertGe(block.timestamp, before.eta, "executed before eta");
-            assertLt(block.timestamp, before.expiresAt, "executed after expiry");
+            assertGe(vm.getBlockTimestamp(), before.eta, "executed before eta");
+            assertLt(vm.getBlockTimestamp(), before.expiresAt, "executed after expiry");
             assertGe(_popcount(before.approvals), before.threshold, "executed with fewer than M approvals");
             assertEq(before.approvals >> 3, 0, "approval of a non-signer");
             terminal[opId] = OperationState.Executed;
@@ -174,7 +183,7 @@ contract PolicyAccountHandler is Test, PolicyBuilder {
             assertGe(valid, 2, "signed execution with fewer than M valid signatures");
             // no faster than any delay in force before a recent change
             for (uint256 i; i < changedAt.length; ++i) {
-                assertGe(block.timestamp, uint256(changedAt[i]) + delayBefore[i], "shortened delay applied early");
+                assertGe(vm.getBlockTimestamp(), uint256(changedAt[i]) + delayBefore[i], "shortened delay applied early");
             }
             assertEq(payDelay, 0, "signed execution of a delayed class");
             calls["executeSigned"]++;
@@ -213,10 +222,10 @@ contract PolicyAccountHandler is Test, PolicyBuilder {
         // 10 minutes, or later when a recent change's delay floor (or the coarse floor after
         // MAX_FLOOR_WALK quick changes) still applies
         uint40 eta = account.getOperation(nonce).eta;
-        assertGe(eta, block.timestamp + 10 minutes, "policy change faster than its class delay");
+        assertGe(eta, vm.getBlockTimestamp() + 10 minutes, "policy change faster than its class delay");
         vm.warp(eta);
         account.execute(nonce, c);
-        changedAt.push(uint40(block.timestamp));
+        changedAt.push(uint40(vm.getBlockTimestamp()));
         delayBefore.push(payDelay);
         payDelay = newDelay;
         calls["changePolicy"]++;
@@ -327,16 +336,14 @@ contract PolicyAccountInvariantTest is Test, PolicyBuilder {
         account.approve(nonce + 1e30);
         vm.prank(signers[2]);
         account.approve(nonce + 1e30);
-        vm.warp(block.timestamp + 10 minutes);
+        vm.warp(vm.getBlockTimestamp() + 10 minutes);
         account.execute(nonce + 1e30, c);
     }
 
-    /// One campaign checks every property after each call.
-    /// forge-config: default.invariant.runs = 24
-    /// forge-config: default.invariant.depth = 40
-    /// forge-config: default.invariant.fail-on-revert = true
+    /// One campaign checks every property after each call. Runs and depth come from the test profile in
+    /// hardhat.config.ts (CI: 256 runs; bench: 10,000).
     function invariant_policyHolds() public {
-        vm.warp(handler.clock() > block.timestamp ? handler.clock() : block.timestamp);
+        vm.warp(handler.clock() > vm.getBlockTimestamp() ? handler.clock() : vm.getBlockTimestamp());
         _checkThresholds();
         _checkTerminalStaysTerminal();
         _checkEtaNeverMovesEarlier();
