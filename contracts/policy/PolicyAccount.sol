@@ -189,18 +189,18 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
     }
 
     /// @inheritdoc IPolicyAccount
-    function executeWithSignatures(Call[] calldata calls, uint256 nonce, uint256 deadline, bytes calldata signatures)
+    function executeSignedCalls(Call[] calldata calls, uint256 nonce, uint256 deadline, bytes calldata signatures)
         external
         payable
     {
         if (block.timestamp > deadline) revert PolicyAccountSignatureExpired(deadline, block.timestamp);
         _useNonce(nonce);
         (uint64 version, uint8 classIndex, uint16 signed, bytes32 digest) = _checkSigned(calls, nonce, deadline, signatures);
-        emit SignedOperationExecuted(nonce, msg.sender, version, classIndex, signed, digest);
+        emit SignedOperationExecuted(nonce, version, classIndex, signed, digest);
         _run(calls);
     }
 
-    /// @dev For {executeWithSignatures}: the class must have no delay now, and enough of its signers signed.
+    /// @dev For {executeSignedCalls}: the class must have no delay now, and enough of its signers signed.
     function _checkSigned(Call[] calldata calls, uint256 nonce, uint256 deadline, bytes calldata signatures)
         private
         view
@@ -431,11 +431,17 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
     }
 
     function _useNonce(uint256 nonce) private {
-        uint256 wordIndex = nonce >> 8;
         uint256 bit = 1 << (nonce & 0xff);
-        uint256 bits = _usedNonces[wordIndex];
+        uint256 bits;
+        // The word's slot hashed once for its SLOAD and SSTORE (Solidity hashes the mapping key for each).
+        assembly ("memory-safe") {
+            mstore(0x00, shr(8, nonce))
+            mstore(0x20, _usedNonces.slot)
+            let slot := keccak256(0x00, 0x40)
+            bits := sload(slot)
+            if iszero(and(bits, bit)) { sstore(slot, or(bits, bit)) }
+        }
         if (bits & bit != 0) revert PolicyAccountNonceUsed(nonce);
-        _usedNonces[wordIndex] = bits | bit;
     }
 
     function _run(Call[] calldata calls) private {
@@ -496,9 +502,12 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
     }
 
     function _popcount(uint16 x) private pure returns (uint256 count) {
-        // At most 16 iterations.
+        // Branch-free (SWAR) over 16 bits: a loop costs a jump per set bit, and this runs on every signed execution.
         assembly ("memory-safe") {
-            for {} x { x := and(x, sub(x, 1)) } { count := add(count, 1) }
+            count := sub(x, and(shr(1, x), 0x5555))
+            count := add(and(count, 0x3333), and(shr(2, count), 0x3333))
+            count := and(add(count, shr(4, count)), 0x0f0f)
+            count := and(add(count, shr(8, count)), 0x1f)
         }
     }
 }

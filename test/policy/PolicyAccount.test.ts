@@ -92,7 +92,7 @@ async function runSigned(f: PolicyFixture, signers: HardhatEthersSigner[], calls
   const nonce = nextNonce();
   const deadline = FAR;
   const sigs = await signOperation(f, signers, calls, nonce, deadline);
-  return (sender ? f.account.connect(sender) : f.account).executeWithSignatures(calls, nonce, deadline, packSignatures(sigs));
+  return (sender ? f.account.connect(sender) : f.account).executeSignedCalls(calls, nonce, deadline, packSignatures(sigs));
 }
 /** Lets the account spend tokens through VmRegistry (small class, 1 of 3) and requests a small VM; returns its id. */
 async function accountVm(f: PolicyFixture): Promise<bigint> {
@@ -399,7 +399,7 @@ describe("PolicyAccount", function () {
     });
   });
 
-  describe("executeWithSignatures", function () {
+  describe("executeSignedCalls", function () {
     it("runs a no-delay action with enough signatures, names the action in the typed data, and marks the nonce", async function () {
       await runSigned(f, [f.bob], [await approveCall(f)]);
       const calls = [await requestCall(f)];
@@ -407,15 +407,15 @@ describe("PolicyAccount", function () {
       const sigs = await signOperation(f, [f.alice], calls, nonce, FAR);
       // the log names the digest the signers signed, which commits to the calls
       const digest = await f.account.operationDigest(calls, nonce, 1n, FAR);
-      await expect(f.account.connect(f.stranger).executeWithSignatures(calls, nonce, FAR, packSignatures(sigs)))
+      await expect(f.account.connect(f.stranger).executeSignedCalls(calls, nonce, FAR, packSignatures(sigs)))
         .to.emit(f.account, "SignedOperationExecuted")
-        .withArgs(nonce, f.stranger.address, 1n, SMALL, bitsOf(f, [f.alice]), digest)
+        .withArgs(nonce, 1n, SMALL, bitsOf(f, [f.alice]), digest)
         .and.to.emit(f.vms, "VmRequested");
       const vm = await f.vms.getVm(await f.vms.vmCount());
       expect(vm.owner).to.equal(f.accountAddress);
       expect(vm.state).to.equal(VmState.Requested);
       expect(await f.account.nonceUsed(nonce)).to.equal(true);
-      await expect(f.account.executeWithSignatures(calls, nonce, FAR, packSignatures(sigs)))
+      await expect(f.account.executeSignedCalls(calls, nonce, FAR, packSignatures(sigs)))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountNonceUsed")
         .withArgs(nonce);
     });
@@ -425,7 +425,7 @@ describe("PolicyAccount", function () {
       const sigs = await signOperation(f, [f.alice, f.bob], calls, 1n, FAR);
       const now = await latest();
       await time.setNextBlockTimestamp(now + 10n);
-      await expect(f.account.executeWithSignatures(calls, 1n, FAR, packSignatures(sigs)))
+      await expect(f.account.executeSignedCalls(calls, 1n, FAR, packSignatures(sigs)))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountDelayRequired")
         .withArgs(now + 10n + HOUR);
     });
@@ -433,33 +433,33 @@ describe("PolicyAccount", function () {
     it("rejects unsorted or repeated signers, bad signatures, outsiders and passed deadlines", async function () {
       const calls = [await approveCall(f)];
       const [s0, s1] = await signOperation(f, [f.alice, f.bob], calls, 7n, FAR);
-      await expect(f.account.executeWithSignatures(calls, 7n, FAR, packSignatures([s1!, s0!])))
+      await expect(f.account.executeSignedCalls(calls, 7n, FAR, packSignatures([s1!, s0!])))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountUnsortedSigners")
         .withArgs(1n, s0!.signer);
-      await expect(f.account.executeWithSignatures(calls, 7n, FAR, packSignatures([s0!, s0!])))
+      await expect(f.account.executeSignedCalls(calls, 7n, FAR, packSignatures([s0!, s0!])))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountUnsortedSigners")
         .withArgs(1n, s0!.signer);
       // a signature of other data (here another nonce) recovers to an unrelated address, which is named
       const [other] = await signOperation(f, [f.alice], calls, 99n, FAR);
       const digest = await f.account.operationDigest(calls, 7n, 1n, FAR);
-      await expect(f.account.executeWithSignatures(calls, 7n, FAR, packSignatures([other!])))
+      await expect(f.account.executeSignedCalls(calls, 7n, FAR, packSignatures([other!])))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountInvalidSignature")
         .withArgs(0n, ethers.recoverAddress(digest, other!.signature));
       const [outsider] = await signOperation(f, [f.stranger], calls, 7n, FAR);
-      await expect(f.account.executeWithSignatures(calls, 7n, FAR, packSignatures([outsider!])))
+      await expect(f.account.executeSignedCalls(calls, 7n, FAR, packSignatures([outsider!])))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountInvalidSignature")
         .withArgs(0n, f.stranger.address);
       // a contract entry naming somebody outside the class is refused before the contract is asked
-      await expect(f.account.executeWithSignatures(calls, 7n, FAR, packSignatures([{ signer: f.stranger.address, signature: "0x", contract: true }])))
+      await expect(f.account.executeSignedCalls(calls, 7n, FAR, packSignatures([{ signer: f.stranger.address, signature: "0x", contract: true }])))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountSignerNotInClass")
         .withArgs(0n, f.stranger.address);
-      await expect(f.account.executeWithSignatures(calls, 7n, FAR, packSignatures([])))
+      await expect(f.account.executeSignedCalls(calls, 7n, FAR, packSignatures([])))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountNotEnoughApprovals")
         .withArgs(0n, 1n);
       const deadline = (await latest()) + 5n;
       const sigs = await signOperation(f, [f.alice], calls, 8n, deadline);
       await time.setNextBlockTimestamp(deadline + 1n);
-      await expect(f.account.executeWithSignatures(calls, 8n, deadline, packSignatures(sigs)))
+      await expect(f.account.executeSignedCalls(calls, 8n, deadline, packSignatures(sigs)))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountSignatureExpired")
         .withArgs(deadline, deadline + 1n);
     });
@@ -474,19 +474,19 @@ describe("PolicyAccount", function () {
       const parsed = Signature.from(sig!.signature);
       const n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
       const highS = ethers.concat([parsed.r, zeroPadValue(toBeHex(n - BigInt(parsed.s)), 32), parsed.v === 27 ? "0x1c" : "0x1b"]);
-      await expect(f.account.executeWithSignatures(calls, 10n, FAR, packSignatures([{ signer: sig!.signer, signature: highS }])))
+      await expect(f.account.executeSignedCalls(calls, 10n, FAR, packSignatures([{ signer: sig!.signer, signature: highS }])))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountInvalidSignature")
         .withArgs(0n, sig!.signer);
       // a trailing byte starts a second entry that is cut short
-      await expect(f.account.executeWithSignatures(calls, 10n, FAR, packSignatures([sig!]) + "00"))
+      await expect(f.account.executeSignedCalls(calls, 10n, FAR, packSignatures([sig!]) + "00"))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountInvalidSignature")
         .withArgs(1n, ZeroAddress);
       // an entry of unknown kind (v other than 27 or 28)
       const unknownKind = "0x1d" + packSignatures([sig!]).slice(4);
-      await expect(f.account.executeWithSignatures(calls, 10n, FAR, unknownKind))
+      await expect(f.account.executeSignedCalls(calls, 10n, FAR, unknownKind))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountInvalidSignature")
         .withArgs(0n, ZeroAddress);
-      await expect(f.account.executeWithSignatures(calls, 10n, FAR, packSignatures([compact]))).to.emit(f.account, "SignedOperationExecuted");
+      await expect(f.account.executeSignedCalls(calls, 10n, FAR, packSignatures([compact]))).to.emit(f.account, "SignedOperationExecuted");
     });
 
     it("rejects contract entries that run past the signatures or whose signer is an EOA", async function () {
@@ -494,20 +494,20 @@ describe("PolicyAccount", function () {
       const [sig] = await signOperation(f, [f.alice], calls, 11n, FAR);
       // declares 100 bytes of signature, carries 10
       const cut = ethers.concat(["0x01", f.alice.address, "0x0064", "0x" + "ab".repeat(10)]);
-      await expect(f.account.executeWithSignatures(calls, 11n, FAR, cut))
+      await expect(f.account.executeSignedCalls(calls, 11n, FAR, cut))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountInvalidSignature")
         .withArgs(0n, f.alice.address);
       // alice's valid ECDSA signature presented as hers under ERC-1271: an EOA answers no isValidSignature
-      await expect(f.account.executeWithSignatures(calls, 11n, FAR, packSignatures([{ ...sig!, contract: true }])))
+      await expect(f.account.executeSignedCalls(calls, 11n, FAR, packSignatures([{ ...sig!, contract: true }])))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountInvalidSignature")
         .withArgs(0n, f.alice.address);
-      await expect(f.account.executeWithSignatures(calls, 11n, FAR, packSignatures([sig!]))).to.emit(f.account, "SignedOperationExecuted");
+      await expect(f.account.executeSignedCalls(calls, 11n, FAR, packSignatures([sig!]))).to.emit(f.account, "SignedOperationExecuted");
     });
 
     it("reverts as a whole when a call fails, leaving the nonce unused", async function () {
       const calls = [await requestCall(f)]; // no token approval yet: the deposit pull fails
       const sigs = await signOperation(f, [f.alice], calls, 9n, FAR);
-      await expect(f.account.executeWithSignatures(calls, 9n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(f.account, "PolicyAccountCallFailed");
+      await expect(f.account.executeSignedCalls(calls, 9n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(f.account, "PolicyAccountCallFailed");
       expect(await f.account.nonceUsed(9n)).to.equal(false);
     });
   });
@@ -521,11 +521,11 @@ describe("PolicyAccount", function () {
     it("needs two distinct members of the class", async function () {
       const calls = [await transferCall(p, p.stranger.address, 10n * NCC)];
       const one = await signOperation(p, [p.alice], calls, 1n, FAR);
-      await expect(p.account.executeWithSignatures(calls, 1n, FAR, packSignatures(one)))
+      await expect(p.account.executeSignedCalls(calls, 1n, FAR, packSignatures(one)))
         .to.be.revertedWithCustomError(p.account, "PolicyAccountNotEnoughApprovals")
         .withArgs(1n, 2n);
       const two = await signOperation(p, [p.alice, p.carol], calls, 1n, FAR);
-      await expect(p.account.executeWithSignatures(calls, 1n, FAR, packSignatures(two))).to.changeTokenBalances(
+      await expect(p.account.executeSignedCalls(calls, 1n, FAR, packSignatures(two))).to.changeTokenBalances(
         ethers,
         p.token,
         [p.accountAddress, p.stranger.address],
@@ -552,10 +552,10 @@ describe("PolicyAccount", function () {
       const safeSig = { signer: safeAddress, signature: await safeMessageSignature(safe, q.chainId, owners.slice(0, 2), digest), contract: true };
       const weak = { signer: safeAddress, signature: await safeMessageSignature(safe, q.chainId, owners.slice(0, 1), digest), contract: true };
       const withWeak = sortSignatures<SignerSignature>([aliceSig!, weak]);
-      await expect(account.executeWithSignatures(calls, 5n, FAR, packSignatures(withWeak)))
+      await expect(account.executeSignedCalls(calls, 5n, FAR, packSignatures(withWeak)))
         .to.be.revertedWithCustomError(account, "PolicyAccountInvalidSignature")
         .withArgs(BigInt(withWeak.indexOf(weak)), safeAddress);
-      await expect(account.executeWithSignatures(calls, 5n, FAR, packSignatures(sortSignatures<SignerSignature>([aliceSig!, safeSig])))).to.changeTokenBalance(
+      await expect(account.executeSignedCalls(calls, 5n, FAR, packSignatures(sortSignatures<SignerSignature>([aliceSig!, safeSig])))).to.changeTokenBalance(
         ethers,
         p.token,
         q.stranger.address,
@@ -777,7 +777,7 @@ describe("PolicyAccount", function () {
       const [, notBefore] = await f.account.classOf(calls);
       expect(notBefore).to.equal(changedAt + HOUR);
       const sigs = await signOperation(f, [f.alice, f.bob], calls, 77n, FAR);
-      await expect(f.account.executeWithSignatures(calls, 77n, FAR, packSignatures(sigs)))
+      await expect(f.account.executeSignedCalls(calls, 77n, FAR, packSignatures(sigs)))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountDelayRequired")
         .withArgs(changedAt + HOUR);
       const opId = await proposeApproved(f, calls, f.alice, [f.bob]);
@@ -786,7 +786,7 @@ describe("PolicyAccount", function () {
       expect((await f.account.classOf([await requestCall(f)]))[1]).to.be.lessThanOrEqual(await latest());
       await time.setNextBlockTimestamp(changedAt + HOUR);
       const sigs2 = await signOperation(f, [f.alice, f.bob], calls, 78n, FAR);
-      await expect(f.account.executeWithSignatures(calls, 78n, FAR, packSignatures(sigs2))).to.emit(f.vms, "VmRequested");
+      await expect(f.account.executeSignedCalls(calls, 78n, FAR, packSignatures(sigs2))).to.emit(f.vms, "VmRequested");
     });
   });
 
@@ -924,33 +924,33 @@ describe("PolicyAccount", function () {
 
     it("rejects a signature for another chain id", async function () {
       const sigs = await signOperation(p, [p.alice, p.bob], calls, 1n, FAR, { chainId: 1n });
-      await expect(p.account.executeWithSignatures(calls, 1n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(...invalid(p));
+      await expect(p.account.executeSignedCalls(calls, 1n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(...invalid(p));
     });
 
     it("rejects a signature for another account", async function () {
       const { account } = await deployAccount(ethers, p.deployer.address);
       await account.initialize(p.policy.spec);
       const sigs = await signOperation(p, [p.alice, p.bob], calls, 1n, FAR, { account: await account.getAddress() });
-      await expect(p.account.executeWithSignatures(calls, 1n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(...invalid(p));
+      await expect(p.account.executeSignedCalls(calls, 1n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(...invalid(p));
       // and the right ones work on the other account only once
       await p.token.transfer(await account.getAddress(), 10n * NCC);
-      await account.executeWithSignatures(calls, 1n, FAR, packSignatures(sigs));
-      await expect(account.executeWithSignatures(calls, 1n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(account, "PolicyAccountNonceUsed");
+      await account.executeSignedCalls(calls, 1n, FAR, packSignatures(sigs));
+      await expect(account.executeSignedCalls(calls, 1n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(account, "PolicyAccountNonceUsed");
     });
 
     it("rejects a used nonce and a signature for another nonce", async function () {
       const sigs = await signOperation(p, [p.alice, p.bob], calls, 1n, FAR);
-      await p.account.executeWithSignatures(calls, 1n, FAR, packSignatures(sigs));
-      await expect(p.account.executeWithSignatures(calls, 1n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(p.account, "PolicyAccountNonceUsed").withArgs(1n);
-      await expect(p.account.executeWithSignatures(calls, 2n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(...invalid(p));
+      await p.account.executeSignedCalls(calls, 1n, FAR, packSignatures(sigs));
+      await expect(p.account.executeSignedCalls(calls, 1n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(p.account, "PolicyAccountNonceUsed").withArgs(1n);
+      await expect(p.account.executeSignedCalls(calls, 2n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(...invalid(p));
     });
 
     it("rejects a passed deadline, and a signature with its deadline changed", async function () {
       const deadline = (await latest()) + 100n;
       const sigs = await signOperation(p, [p.alice, p.bob], calls, 1n, deadline);
-      await expect(p.account.executeWithSignatures(calls, 1n, deadline + 1000n, packSignatures(sigs))).to.be.revertedWithCustomError(...invalid(p));
+      await expect(p.account.executeSignedCalls(calls, 1n, deadline + 1000n, packSignatures(sigs))).to.be.revertedWithCustomError(...invalid(p));
       await time.increaseTo(deadline + 1n);
-      await expect(p.account.executeWithSignatures(calls, 1n, deadline, packSignatures(sigs))).to.be.revertedWithCustomError(p.account, "PolicyAccountSignatureExpired");
+      await expect(p.account.executeSignedCalls(calls, 1n, deadline, packSignatures(sigs))).to.be.revertedWithCustomError(p.account, "PolicyAccountSignatureExpired");
     });
 
     it("rejects a signature for an older policy version", async function () {
@@ -964,14 +964,14 @@ describe("PolicyAccount", function () {
       await time.increase(DAY);
       await p.account.execute(opId, change);
       expect((await p.account.policyVersion())[0]).to.equal(2n);
-      await expect(p.account.executeWithSignatures(calls, 1n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(...invalid(p));
+      await expect(p.account.executeSignedCalls(calls, 1n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(...invalid(p));
       const fresh = await signOperation(p, [p.alice, p.bob], calls, 1n, FAR);
-      await p.account.executeWithSignatures(calls, 1n, FAR, packSignatures(fresh));
+      await p.account.executeSignedCalls(calls, 1n, FAR, packSignatures(fresh));
     });
 
     it("rejects a generic-typed signature where the rule names the action", async function () {
       const sigs = await signOperation(p, [p.alice, p.bob], calls, 1n, FAR, { generic: true });
-      await expect(p.account.executeWithSignatures(calls, 1n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(...invalid(p));
+      await expect(p.account.executeSignedCalls(calls, 1n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(...invalid(p));
     });
   });
 

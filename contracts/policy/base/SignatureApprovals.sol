@@ -14,7 +14,7 @@ import {Call} from "../PolicyTypes.sol";
 /// version and a deadline. A single call whose rule names an action type is signed as that type, so a wallet
 /// shows e.g. `TerminateVm(address target,uint256 value,uint256 vmId,uint256 nonce,uint64 policyVersion,uint256 deadline)`;
 /// anything else is signed as the generic `Operation`.
-/// @dev Signatures arrive packed in one `bytes` (see {IPolicyAccount-executeWithSignatures}), ordered by signer:
+/// @dev Signatures arrive packed in one `bytes` (see {IPolicyAccount-executeSignedCalls}), ordered by signer:
 /// an ECDSA entry carries no signer address (it is the recovered one), which saves a calldata word per signature.
 abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
     bytes32 internal constant CALL_TYPEHASH = keccak256("Call(address target,uint256 value,bytes data)");
