@@ -226,7 +226,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         (uint256 content, uint64 v, uint40 floorUntil) = _active();
         version = v;
         uint8 ruleIndex;
-        (classIndex,, ruleIndex) = _classify(content, calls);
+        (classIndex, ruleIndex) = _classifyCall(content, calls);
         cls = PolicyContent.classAt(content, classIndex);
         rule = PolicyContent.ruleAt(content, cls, ruleIndex);
         (,, uint32 delay,) = PolicyContent.params(cls);

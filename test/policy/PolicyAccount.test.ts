@@ -3,6 +3,7 @@ import { network } from "hardhat";
 import type { NetworkConnection } from "hardhat/types/network";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/types";
 import { AbiCoder, ZeroAddress, id } from "ethers";
+import { anyValue } from "@nomicfoundation/hardhat-ethers-chai-matchers/withArgs";
 import { MANIFEST, VmState } from "../contracts/fixtures.ts";
 import {
   Limit,
@@ -68,8 +69,42 @@ const PAYMENTS: PolicyJson = {
   recovery: EXAMPLE_POLICY.recovery,
 };
 
+/**
+ * Rules without conditions, for the signed path's quick classification: approve is in one class (decided at once);
+ * transfer is in two (the full matcher picks the strictest); the policy change calls this account.
+ */
+const PLAIN: PolicyJson = {
+  members: EXAMPLE_POLICY.members!,
+  classes: [
+    {
+      name: "plain",
+      signers: ["alice", "bob", "carol"],
+      threshold: 1,
+      delay: 0,
+      expiryWindow: "1d",
+      rules: [
+        { target: "CreditToken", function: "approve(address spender,uint256 amount)" },
+        { target: "CreditToken", function: "transfer(address to,uint256 amount)" },
+      ],
+    },
+    {
+      name: "strict",
+      signers: ["alice", "bob", "carol"],
+      threshold: 2,
+      delay: 0,
+      expiryWindow: "1d",
+      rules: [{ target: "CreditToken", function: "transfer(address to,uint256 amount)" }],
+    },
+    EXAMPLE_POLICY.classes[2]!,
+  ],
+  recovery: EXAMPLE_POLICY.recovery,
+};
+
 async function exampleFixture(connection: NetworkConnection) {
   return await deployPolicyFixture(connection);
+}
+async function plainFixture(connection: NetworkConnection) {
+  return await deployPolicyFixture(connection, PLAIN);
 }
 async function paymentsFixture(connection: NetworkConnection) {
   return await deployPolicyFixture(connection, PAYMENTS);
@@ -418,6 +453,39 @@ describe("PolicyAccount", function () {
       await expect(f.account.executeSignedCalls(calls, nonce, FAR, packSignatures(sigs)))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountNonceUsed")
         .withArgs(nonce);
+    });
+
+    it("classifies one call as classOf does, at once for a sole condition-free match and by the full matcher otherwise", async function () {
+      const p = await networkHelpers.loadFixture(plainFixture);
+      const run = async (by: HardhatEthersSigner[], calls: Call[], nonce = nextNonce()) =>
+        p.account.executeSignedCalls(calls, nonce, FAR, packSignatures(await signOperation(p, by, calls, nonce, FAR)));
+      const unsigned = (calls: Call[]) => p.account.executeSignedCalls(calls, nextNonce(), FAR, "0x");
+      const bits = (who: HardhatEthersSigner[]) => who.reduce((m, s) => m | (1n << BigInt(p.sorted.indexOf(s))), 0n);
+      // one class, no conditions: decided at once
+      const approve = await callOf(p.token, "approve", [p.alice.address, 5n]);
+      expect((await p.account.classOf([approve]))[0]).to.equal(0n);
+      await expect(run([p.alice], [approve])).to.emit(p.account, "SignedOperationExecuted").withArgs(anyValue, 1n, 0n, bits([p.alice]), anyValue);
+      expect(await p.token.allowance(p.accountAddress, p.alice.address)).to.equal(5n);
+      // two classes: the strictest (2 of 3), not the first match
+      const transfer = await callOf(p.token, "transfer", [p.stranger.address, 7n]);
+      expect((await p.account.classOf([transfer]))[0]).to.equal(1n);
+      await expect(run([p.alice], [transfer])).to.be.revertedWithCustomError(p.account, "PolicyAccountNotEnoughApprovals").withArgs(1n, 2n);
+      await expect(run([p.alice, p.bob], [transfer]))
+        .to.emit(p.account, "SignedOperationExecuted")
+        .withArgs(anyValue, 1n, 1n, bits([p.alice, p.bob]), anyValue);
+      expect(await p.token.balanceOf(p.stranger.address)).to.equal(7n);
+      // a call to this account matches its rule (the policy-change class, which has a delay)
+      await expect(unsigned([await callOf(p.account, "restoreVersion", [1])])).to.be.revertedWithCustomError(p.account, "PolicyAccountDelayRequired");
+      // no match, 1 to 3 bytes of calldata, the zero target: the full matcher's errors
+      const token = await p.token.getAddress();
+      const transferFrom = await callOf(p.token, "transferFrom", [p.alice.address, p.bob.address, 1n]);
+      await expect(unsigned([transferFrom]))
+        .to.be.revertedWithCustomError(p.account, "PolicyAccountActionDenied")
+        .withArgs(0n, token, transferFrom.data.slice(0, 10));
+      await expect(unsigned([{ target: token, value: 0n, data: approve.data.slice(0, 8) }]))
+        .to.be.revertedWithCustomError(p.account, "PolicyAccountActionDenied")
+        .withArgs(0n, token, "0x00000000");
+      await expect(unsigned([{ ...approve, target: ZeroAddress }])).to.be.revertedWithCustomError(p.account, "PolicyAccountZeroTarget").withArgs(0n);
     });
 
     it("refuses classes with a delay", async function () {
