@@ -131,75 +131,61 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
     {
         (uint256 list, uint256 count) = PolicyContent.signerList(cls);
         assembly ("memory-safe") {
-            // The signer of the entry at offset `pos` (zero if there is none) and where the next entry starts;
-            // `bad` for a high s. Memory from the free pointer holds the digest, then v, r and s for the precompile.
-            function parse(entry, pos) -> who, next, bad {
+            // Memory from the free pointer holds the digest, then v, r and s for the precompile. One loop body
+            // without Yul functions: every value stays on the stack, and a signature pays no call overhead.
+            let input := mload(0x40)
+            mstore(input, digest)
+            let at := and(walked, 0xffffffffffffffff)
+            let j := and(shr(64, walked), 0xffffffffffffffff)
+            let bits := shr(128, walked)
+            let length := signatures.length
+            // `reason` is WALK_DONE (0) here and after every entry that matched.
+            for {} lt(at, length) {} {
+                let entry := add(signatures.offset, at)
                 let kind := byte(0, calldataload(entry))
-                switch eq(kind, SIGNATURE_CONTRACT)
-                case 1 {
-                    who := shr(96, calldataload(add(entry, 1)))
-                    next := add(add(pos, 23), shr(240, calldataload(add(entry, 21))))
-                }
-                default {
-                    next := add(pos, 65)
+                let isContract := eq(kind, SIGNATURE_CONTRACT)
+                // Its head must fit before it is read: 65 bytes, or a contract entry's 23.
+                let next := add(at, sub(65, mul(42, isContract)))
+                signer := 0
+                reason := WALK_INVALID
+                if gt(next, length) { break }
+                switch isContract
+                case 0 {
                     let s := calldataload(add(entry, 33))
                     // Kind 0 is ERC-2098: v is 27 + the top bit of s. Any other kind is v itself.
                     let compact := eq(kind, SIGNATURE_COMPACT)
                     let v := add(kind, mul(compact, add(27, shr(255, s))))
                     s := and(s, shr(compact, not(0)))
                     if or(eq(v, 27), eq(v, 28)) {
-                        let input := mload(0x40)
                         mstore(add(input, 0x20), v)
                         mstore(add(input, 0x40), calldataload(add(entry, 1)))
                         mstore(add(input, 0x60), s)
                         mstore(0x00, 0)
                         // The precompile accepts a high s, so the error can name whose malleable twin this is.
-                        if staticcall(gas(), 0x01, input, 0x80, 0x00, 0x20) { who := mload(0x00) }
+                        if staticcall(gas(), 0x01, input, 0x80, 0x00, 0x20) { signer := mload(0x00) }
                     }
-                    bad := gt(s, 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0)
+                    if or(iszero(signer), gt(s, 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0)) {
+                        break
+                    }
                 }
-            }
-            // Whether `who` is in the ascending list of `n` signers at `signersAt`, at or after position `j`, and
-            // the position after it.
-            function follows(signersAt, n, j, who) -> found, after {
+                default {
+                    signer := shr(96, calldataload(add(entry, 1)))
+                    next := add(next, shr(240, calldataload(add(entry, 21))))
+                    if or(iszero(signer), gt(next, length)) { break }
+                }
+                // The next class signer at or after position `j` must be `signer`.
                 let member := 0
-                for {} lt(j, n) { j := add(j, 1) } {
-                    member := shr(96, mload(add(signersAt, mul(j, 20))))
-                    if iszero(lt(member, who)) { break }
+                for {} lt(j, count) { j := add(j, 1) } {
+                    member := shr(96, mload(add(list, mul(j, 20))))
+                    if iszero(lt(member, signer)) { break }
                 }
-                found := and(lt(j, n), eq(member, who))
-                after := add(j, 1)
-            }
-            mstore(mload(0x40), digest)
-            let at := and(walked, 0xffffffffffffffff)
-            let j := and(shr(64, walked), 0xffffffffffffffff)
-            let bits := shr(128, walked)
-            for {} 1 {} {
-                if iszero(lt(at, signatures.length)) {
-                    reason := WALK_DONE
-                    break
-                }
-                let entry := add(signatures.offset, at)
-                // Its head must fit before it is read: 65 bytes, or a contract entry's 23.
-                let next := add(at, sub(65, mul(42, eq(byte(0, calldataload(entry)), SIGNATURE_CONTRACT))))
-                let bad := 0
-                signer := 0
-                if iszero(gt(next, signatures.length)) { signer, next, bad := parse(entry, at) }
-                if or(or(iszero(signer), bad), gt(next, signatures.length)) {
-                    reason := WALK_INVALID
-                    break
-                }
-                let found := 0
-                found, j := follows(list, count, j, signer)
-                if iszero(found) {
-                    reason := WALK_NOT_NEXT
-                    break
-                }
-                bits := or(bits, shl(sub(j, 1), 1))
-                if eq(byte(0, calldataload(entry)), SIGNATURE_CONTRACT) {
-                    reason := WALK_CONTRACT
-                    break
-                }
+                reason := WALK_NOT_NEXT
+                if iszero(and(lt(j, count), eq(member, signer))) { break }
+                bits := or(bits, shl(j, 1))
+                j := add(j, 1)
+                reason := WALK_CONTRACT
+                if isContract { break }
+                reason := WALK_DONE
                 at := next
             }
             walked := or(at, or(shl(64, j), shl(128, bits)))
