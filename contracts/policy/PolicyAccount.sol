@@ -169,7 +169,9 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         _expectState(opId, op, OperationState.Proposed);
         _expectCalls(opId, op, calls);
         (uint256 content, uint256 cls) = _classOfOp(op);
-        bytes32 digest = _digest(calls, PolicyContent.ruleAt(content, cls, op.ruleIndex), opId, op.version, deadline);
+        bytes32 digest = _digest(
+            calls, CallsCalldata.single(calls), PolicyContent.ruleAt(content, cls, op.ruleIndex), opId, op.version, deadline
+        );
         uint16 signed = _signedBy(digest, cls, signatures);
         _addApprovals(opId, op, cls, signed & ~op.approvals);
     }
@@ -195,21 +197,26 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
     {
         if (block.timestamp > deadline) revert PolicyAccountSignatureExpired(deadline, block.timestamp);
         _useNonce(nonce);
-        (uint64 version, uint8 classIndex, uint16 signed, bytes32 digest) = _checkSigned(calls, nonce, deadline, signatures);
+        // A single call is found and checked once, then read by the classification, the digest and the call.
+        uint256 only = CallsCalldata.single(calls);
+        (uint64 version, uint8 classIndex, uint16 signed, bytes32 digest) =
+            _checkSigned(calls, only, nonce, deadline, signatures);
         emit SignedOperationExecuted(nonce, version, classIndex, signed, digest);
-        _run(calls);
+        if (only != 0) _call(0, only);
+        else _run(calls);
     }
 
-    /// @dev For {executeSignedCalls}: the class must have no delay now, and enough of its signers signed.
-    function _checkSigned(Call[] calldata calls, uint256 nonce, uint256 deadline, bytes calldata signatures)
+    /// @dev For {executeSignedCalls}: the class must have no delay now, and enough of its signers signed. `only` is
+    /// {CallsCalldata-single} of `calls`.
+    function _checkSigned(Call[] calldata calls, uint256 only, uint256 nonce, uint256 deadline, bytes calldata signatures)
         private
         view
         returns (uint64 version, uint8 classIndex, uint16 signed, bytes32 digest)
     {
         uint256 cls;
         uint256 rule;
-        (version, classIndex, cls, rule) = _immediateClass(calls);
-        digest = _digest(calls, rule, nonce, version, deadline);
+        (version, classIndex, cls, rule) = _immediateClass(calls, only);
+        digest = _digest(calls, only, rule, nonce, version, deadline);
         signed = _signedBy(digest, cls, signatures);
         (uint8 threshold,,,) = PolicyContent.params(cls);
         uint256 count = _popcount(signed);
@@ -218,20 +225,25 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
 
     /// @dev The class of `calls` under the active version (`cls`, in memory), which must let them run now: no
     /// delay and no delay floor. `rule` is the rule a single call matched.
-    function _immediateClass(Call[] calldata calls)
+    function _immediateClass(Call[] calldata calls, uint256 only)
         private
         view
         returns (uint64 version, uint8 classIndex, uint256 cls, uint256 rule)
     {
-        (uint256 content, uint64 v, uint40 floorUntil) = _active();
-        version = v;
+        uint256 content;
+        uint40 floorUntil;
+        (content, version, floorUntil) = _active();
         uint8 ruleIndex;
-        (classIndex, ruleIndex) = _classifyCall(content, calls);
+        (classIndex, ruleIndex) = _classifyCall(content, calls, only);
         cls = PolicyContent.classAt(content, classIndex);
         rule = PolicyContent.ruleAt(content, cls, ruleIndex);
         (,, uint32 delay,) = PolicyContent.params(cls);
+        _expectNoDelay(delay, _notBefore(version, floorUntil, calls));
+    }
+
+    /// @dev Reverts unless an operation with class delay `delay` and earliest time `notBefore` may run now.
+    function _expectNoDelay(uint32 delay, uint40 notBefore) private view {
         uint256 eta = block.timestamp + delay;
-        uint40 notBefore = _notBefore(v, floorUntil, calls);
         if (notBefore > eta) eta = notBefore;
         if (eta > block.timestamp) revert PolicyAccountDelayRequired(eta);
     }
@@ -306,7 +318,9 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
             (classIndex,, ruleIndex) = _classify(content, calls);
             cls = PolicyContent.classAt(content, classIndex);
         }
-        return _digest(calls, PolicyContent.ruleAt(content, cls, ruleIndex), nonce, version, deadline);
+        return _digest(
+            calls, CallsCalldata.single(calls), PolicyContent.ruleAt(content, cls, ruleIndex), nonce, version, deadline
+        );
     }
 
     /// @inheritdoc IPolicyAccount
@@ -446,24 +460,30 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
 
     function _run(Call[] calldata calls) private {
         for (uint256 i; i < calls.length; ++i) {
-            (address target, uint256 value, bytes calldata data) = CallsCalldata.at(calls, i);
-            bool ok;
-            // Solidity's `call` copies the return data into memory; nobody reads it unless the call failed.
+            _call(i, CallsCalldata.element(calls, i));
+        }
+    }
+
+    /// @dev Makes call `i` of the operation, the call at `e` ({CallsCalldata-element}); reverts with its reason
+    /// when it fails.
+    function _call(uint256 i, uint256 e) private {
+        (address target, uint256 value, bytes calldata data) = CallsCalldata.fields(e);
+        bool ok;
+        // Solidity's `call` copies the return data into memory; nobody reads it unless the call failed.
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            calldatacopy(ptr, data.offset, data.length)
+            ok := call(gas(), target, value, ptr, data.length, 0, 0)
+        }
+        if (!ok) {
+            bytes memory reason;
             assembly ("memory-safe") {
-                let ptr := mload(0x40)
-                calldatacopy(ptr, data.offset, data.length)
-                ok := call(gas(), target, value, ptr, data.length, 0, 0)
+                reason := mload(0x40)
+                mstore(reason, returndatasize())
+                returndatacopy(add(reason, 32), 0, returndatasize())
+                mstore(0x40, add(add(reason, 32), and(add(returndatasize(), 31), not(31))))
             }
-            if (!ok) {
-                bytes memory reason;
-                assembly ("memory-safe") {
-                    reason := mload(0x40)
-                    mstore(reason, returndatasize())
-                    returndatacopy(add(reason, 32), 0, returndatasize())
-                    mstore(0x40, add(add(reason, 32), and(add(returndatasize(), 31), not(31))))
-                }
-                revert PolicyAccountCallFailed(i, reason);
-            }
+            revert PolicyAccountCallFailed(i, reason);
         }
     }
 

@@ -488,6 +488,25 @@ describe("PolicyAccount", function () {
       await expect(unsigned([{ ...approve, target: ZeroAddress }])).to.be.revertedWithCustomError(p.account, "PolicyAccountZeroTarget").withArgs(0n);
     });
 
+    it("reverts without data on a call the ABI decoder would reject: a dirty target, data out of the calldata", async function () {
+      const call = await approveCall(f);
+      const encoded = f.account.interface.encodeFunctionData("executeSignedCalls", [[call], nextNonce(), FAR, "0x"]);
+      // after the selector: calls at 0x80 (length, then the element's offset), the element at 0xc0 (target, value,
+      // data offset, data length at 0x120)
+      const patch = (at: number, word: bigint) => encoded.slice(0, 10 + 2 * at) + word.toString(16).padStart(64, "0") + encoded.slice(10 + 2 * (at + 32));
+      const target = BigInt(await f.token.getAddress());
+      const account = f.account.connect(f.stranger);
+      await expect(account.runner!.sendTransaction!({ to: f.accountAddress, data: encoded })).to.be.revertedWithCustomError(f.account, "PolicyAccountNotEnoughApprovals");
+      for (const data of [
+        patch(0xc0, target | (1n << 160n)), // a target that is not a clean address
+        patch(0x120, 0x10000n), // data beyond the calldata
+        patch(0x100, 1n << 64n), // a data offset beyond 64 bits
+        patch(0xa0, 0x10000n), // an element beyond the calldata
+      ]) {
+        await expect(account.runner!.sendTransaction!({ to: f.accountAddress, data })).to.be.revertedWithoutReason(ethers);
+      }
+    });
+
     it("refuses classes with a delay", async function () {
       const calls = [await requestCall(f, RESOURCES_LARGE)];
       const sigs = await signOperation(f, [f.alice, f.bob], calls, 1n, FAR);

@@ -198,16 +198,16 @@ abstract contract PolicyVersions is IPolicyAccount {
         return _classifyIn(content, calls, true);
     }
 
-    /// @dev {_classify} without the class mask: for one call whose matching rules need no condition evaluated and
-    /// fall in one class ({PolicyContent-soleCandidate}), that class and rule at once; anything else through
-    /// {_classify}, which decides the same way and names the error.
-    function _classifyCall(uint256 content, Call[] calldata calls)
+    /// @dev {_classify} without the class mask: for one call (`only`, {CallsCalldata-single} of `calls`) whose
+    /// matching rules need no condition evaluated and fall in one class ({PolicyContent-soleCandidate}), that class
+    /// and rule at once; anything else through {_classify}, which decides the same way and names the error.
+    function _classifyCall(uint256 content, Call[] calldata calls, uint256 only)
         internal
         view
         returns (uint8 classIndex, uint8 ruleIndex)
     {
-        if (calls.length == 1) {
-            (address target,, bytes calldata data) = CallsCalldata.at(calls, 0);
+        if (only != 0) {
+            (address target,, bytes calldata data) = CallsCalldata.fields(only);
             if (target != address(0)) {
                 bool sole;
                 (sole, classIndex, ruleIndex) = PolicyContent.soleCandidate(content, target, data, address(this));

@@ -36,35 +36,37 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
 
     constructor() EIP712("NovaCron PolicyAccount", "1") {}
 
-    /// @dev The digest to sign. `rule` is the single call's rule (a memory address; ignored for batches).
-    function _digest(Call[] calldata calls, uint256 rule, uint256 nonce, uint64 version, uint256 deadline)
+    /// @dev The digest to sign. `only` is {CallsCalldata-single} of `calls`; `rule` is the single call's rule (a
+    /// memory address; ignored for batches).
+    function _digest(Call[] calldata calls, uint256 only, uint256 rule, uint256 nonce, uint64 version, uint256 deadline)
         internal
         view
         returns (bytes32)
     {
-        if (calls.length == 1) {
+        if (only != 0) {
             (, uint256 actionWords, bytes32 typeHash) = PolicyContent.action(rule);
             // The named type covers exactly the call's argument words, so it commits to the whole calldata.
             if (typeHash != 0) {
-                bytes32 structHash = _namedStructHash(typeHash, calls, 4 + 32 * actionWords, nonce, version, deadline);
+                bytes32 structHash = _namedStructHash(typeHash, only, 4 + 32 * actionWords, nonce, version, deadline);
                 if (structHash != 0) return _hashTypedDataV4(structHash);
             }
         }
         return _hashTypedDataV4(_operationStructHash(calls, nonce, version, deadline));
     }
 
-    /// @dev keccak256(typeHash ‖ target ‖ value ‖ argument words ‖ nonce ‖ version ‖ deadline) of the single call:
+    /// @dev keccak256(typeHash ‖ target ‖ value ‖ argument words ‖ nonce ‖ version ‖ deadline) of the single call at
+    /// `only` ({CallsCalldata-single}):
     /// for static arguments, EIP-712's encodeData of each field is exactly its ABI word. Zero (no named hash) when the
     /// call's data is not `dataLength` bytes.
     function _namedStructHash(
         bytes32 typeHash,
-        Call[] calldata calls,
+        uint256 only,
         uint256 dataLength,
         uint256 nonce,
         uint64 version,
         uint256 deadline
     ) private pure returns (bytes32 h) {
-        (address target, uint256 value, bytes calldata data) = CallsCalldata.at(calls, 0);
+        (address target, uint256 value, bytes calldata data) = CallsCalldata.fields(only);
         if (data.length != dataLength) return 0;
         assembly ("memory-safe") {
             let ptr := mload(0x40)
