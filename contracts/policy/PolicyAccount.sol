@@ -243,7 +243,10 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
 
     /// @dev Reverts unless an operation with class delay `delay` and earliest time `notBefore` may run now.
     function _expectNoDelay(uint32 delay, uint40 notBefore) private view {
-        uint256 eta = block.timestamp + delay;
+        uint256 eta;
+        unchecked {
+            eta = block.timestamp + delay; // a uint32 past a timestamp: no overflow
+        }
         if (notBefore > eta) eta = notBefore;
         if (eta > block.timestamp) revert PolicyAccountDelayRequired(eta);
     }

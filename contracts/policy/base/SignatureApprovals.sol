@@ -47,27 +47,31 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
             (, uint256 actionWords, bytes32 typeHash) = PolicyContent.action(rule);
             // The named type covers exactly the call's argument words, so it commits to the whole calldata.
             if (typeHash != 0) {
-                bytes32 structHash = _namedStructHash(typeHash, only, 4 + 32 * actionWords, nonce, version, deadline);
-                if (structHash != 0) return _hashTypedDataV4(structHash);
+                uint256 dataLength;
+                unchecked {
+                    dataLength = 4 + 32 * actionWords; // actionWords < 256
+                }
+                bytes32 named = _namedDigest(typeHash, only, dataLength, nonce, version, deadline);
+                if (named != 0) return named;
             }
         }
         return _hashTypedDataV4(_operationStructHash(calls, nonce, version, deadline));
     }
 
-    /// @dev keccak256(typeHash ‖ target ‖ value ‖ argument words ‖ nonce ‖ version ‖ deadline) of the single call at
-    /// `only` ({CallsCalldata-single}):
-    /// for static arguments, EIP-712's encodeData of each field is exactly its ABI word. Zero (no named hash) when the
-    /// call's data is not `dataLength` bytes.
-    function _namedStructHash(
+    /// @dev The digest ({_hashTypedDataV4}) of keccak256(typeHash ‖ target ‖ value ‖ argument words ‖ nonce ‖ version ‖
+    /// deadline) of the single call at `only` ({CallsCalldata-single}): for static arguments, EIP-712's encodeData of
+    /// each field is exactly its ABI word. Zero (no named digest) when the call's data is not `dataLength` bytes.
+    function _namedDigest(
         bytes32 typeHash,
         uint256 only,
         uint256 dataLength,
         uint256 nonce,
         uint64 version,
         uint256 deadline
-    ) private pure returns (bytes32 h) {
+    ) private view returns (bytes32 h) {
         (address target, uint256 value, bytes calldata data) = CallsCalldata.fields(only);
         if (data.length != dataLength) return 0;
+        bytes32 separator = _domainSeparatorV4();
         assembly ("memory-safe") {
             let ptr := mload(0x40)
             mstore(ptr, typeHash)
@@ -80,6 +84,12 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
             mstore(add(tailPtr, 0x20), and(version, 0xffffffffffffffff))
             mstore(add(tailPtr, 0x40), deadline)
             h := keccak256(ptr, add(argsLength, 0xc0))
+            // keccak256("\x19\x01" ‖ domain separator ‖ struct hash) in the same memory, as {_hashTypedDataV4}
+            // computes it: the signed path takes this digest once per transaction.
+            mstore(ptr, 0x1901)
+            mstore(add(ptr, 0x20), separator)
+            mstore(add(ptr, 0x40), h)
+            h := keccak256(add(ptr, 0x1e), 0x42)
         }
     }
 
