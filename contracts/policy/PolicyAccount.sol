@@ -218,7 +218,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         (version, classIndex, cls, rule) = _immediateClass(calls, only);
         digest = _digest(calls, only, rule, nonce, version, deadline);
         signed = _signedBy(digest, cls, signatures);
-        (uint8 threshold,,,) = PolicyContent.params(cls);
+        uint8 threshold = PolicyContent.thresholdOf(cls);
         uint256 count = _popcount(signed);
         if (count < threshold) revert PolicyAccountNotEnoughApprovals(count, threshold);
     }
@@ -237,8 +237,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         (classIndex, ruleIndex) = _classifyCall(content, calls, only);
         cls = PolicyContent.classAt(content, classIndex);
         rule = PolicyContent.ruleAt(content, cls, ruleIndex);
-        (,, uint32 delay,) = PolicyContent.params(cls);
-        _expectNoDelay(delay, _notBefore(version, floorUntil, calls));
+        _expectNoDelay(PolicyContent.delayOf(cls), _notBefore(version, floorUntil, calls));
     }
 
     /// @dev Reverts unless an operation with class delay `delay` and earliest time `notBefore` may run now.

@@ -108,6 +108,20 @@ library PolicyContent {
         }
     }
 
+    /// @notice The threshold of class `cls` alone (what {params} reads first): the signed path needs only it here.
+    function thresholdOf(uint256 cls) internal pure returns (uint8 v) {
+        assembly ("memory-safe") {
+            v := byte(0, mload(cls))
+        }
+    }
+
+    /// @notice The delay of class `cls` alone (as {params} reads it).
+    function delayOf(uint256 cls) internal pure returns (uint32 v) {
+        assembly ("memory-safe") {
+            v := shr(224, mload(add(cls, 4)))
+        }
+    }
+
     /// @notice guardianCount, ruleCount and dominates (the classes this one is at least as strict as).
     function shape(uint256 cls) internal pure returns (uint256 guardianCount, uint8 ruleCount, uint16 dominates) {
         assembly ("memory-safe") {
