@@ -172,7 +172,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         bytes32 digest = _digest(
             calls, CallsCalldata.single(calls), PolicyContent.ruleAt(content, cls, op.ruleIndex), opId, op.version, deadline
         );
-        uint16 signed = _signedBy(digest, cls, signatures);
+        (uint16 signed,) = _signedBy(digest, cls, signatures);
         _addApprovals(opId, op, cls, signed & ~op.approvals);
     }
 
@@ -217,9 +217,9 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         uint256 rule;
         (version, classIndex, cls, rule) = _immediateClass(calls, only);
         digest = _digest(calls, only, rule, nonce, version, deadline);
-        signed = _signedBy(digest, cls, signatures);
+        uint256 count;
+        (signed, count) = _signedBy(digest, cls, signatures);
         uint8 threshold = PolicyContent.thresholdOf(cls);
-        uint256 count = _popcount(signed);
         if (count < threshold) revert PolicyAccountNotEnoughApprovals(count, threshold);
     }
 
@@ -237,7 +237,8 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         (classIndex, ruleIndex) = _classifyCall(content, calls, only);
         cls = PolicyContent.classAt(content, classIndex);
         rule = PolicyContent.ruleAt(content, cls, ruleIndex);
-        _expectNoDelay(PolicyContent.delayOf(cls), _notBefore(version, floorUntil, calls));
+        // Outside the delay-floor window (the common case) no earlier version can bound the calls: no call needed.
+        _expectNoDelay(PolicyContent.delayOf(cls), block.timestamp < floorUntil ? _notBefore(version, floorUntil, calls) : 0);
     }
 
     /// @dev Reverts unless an operation with class delay `delay` and earliest time `notBefore` may run now.

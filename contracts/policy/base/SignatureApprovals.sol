@@ -107,15 +107,19 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
     }
 
     /// @dev Checks the packed `signatures` over `digest` against class `cls` (a memory address in the content) and
-    /// returns the bitmask of the class's signers who signed. Entries must be in strictly ascending signer order.
-    function _signedBy(bytes32 digest, uint256 cls, bytes calldata signatures) internal view returns (uint16 bits) {
+    /// returns the bitmask of the class's signers who signed and how many they are. Entries must be in strictly
+    /// ascending signer order.
+    function _signedBy(bytes32 digest, uint256 cls, bytes calldata signatures)
+        internal
+        view
+        returns (uint16 bits, uint256 count)
+    {
         uint256 walked; // see {_walk}
         while (true) {
             uint256 reason;
             address signer;
             (reason, walked, signer) = _walk(digest, signatures, cls, walked);
-            bits = uint16(walked >> 128);
-            if (reason == WALK_DONE) return bits;
+            if (reason == WALK_DONE) return (uint16(walked >> 128), walked >> 144);
             uint256 at = uint64(walked);
             uint256 i = _entryIndex(signatures, at);
             if (reason == WALK_INVALID) revert PolicyAccountInvalidSignature(i, signer);
@@ -130,7 +134,7 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
     }
 
     /// @dev Matches entries to the class signers of `cls`, from the position packed in `walked` (entry offset `at`
-    /// (64 bits) | class signer `j` (64) | `bits` (16)): both lists ascend, so one forward walk matches them. Stops
+    /// (64 bits) | class signer `j` (64) | `bits` (16) | their count): both lists ascend, so one forward walk matches them. Stops
     /// at the end ({WALK_DONE}), at an entry that proves nothing ({WALK_INVALID}: truncated, unknown kind, high s,
     /// not recoverable; `signer` is what it recovers to, or zero), at a signer that is not the next class signer in
     /// order ({WALK_NOT_NEXT}), or after matching a contract signer whose ERC-1271 check is due ({WALK_CONTRACT});
@@ -193,7 +197,8 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
                 }
                 reason := WALK_NOT_NEXT
                 if iszero(and(lt(j, count), eq(member, signer))) { break }
-                bits := or(bits, shl(j, 1))
+                // Bit j is new (j ascends): adding it sets it, and counts it in the bits above the mask.
+                bits := add(bits, add(0x10000, shl(j, 1)))
                 j := add(j, 1)
                 reason := WALK_CONTRACT
                 if isContract { break }
