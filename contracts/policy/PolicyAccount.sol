@@ -448,17 +448,22 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
     }
 
     function _useNonce(uint256 nonce) private {
-        uint256 bit = 1 << (nonce & 0xff);
-        uint256 bits;
-        // The word's slot hashed once for its SLOAD and SSTORE (Solidity hashes the mapping key for each).
+        // The word's slot hashed once for its SLOAD and SSTORE (Solidity hashes the mapping key for each), and the
+        // error raised in the same block: this runs on every signed execution.
+        bytes4 used = PolicyAccountNonceUsed.selector;
         assembly ("memory-safe") {
             mstore(0x00, shr(8, nonce))
             mstore(0x20, _usedNonces.slot)
             let slot := keccak256(0x00, 0x40)
-            bits := sload(slot)
-            if iszero(and(bits, bit)) { sstore(slot, or(bits, bit)) }
+            let bits := sload(slot)
+            let bit := shl(and(nonce, 0xff), 1)
+            if and(bits, bit) {
+                mstore(0x00, used)
+                mstore(0x04, nonce)
+                revert(0x00, 0x24)
+            }
+            sstore(slot, or(bits, bit))
         }
-        if (bits & bit != 0) revert PolicyAccountNonceUsed(nonce);
     }
 
     function _run(Call[] calldata calls) private {

@@ -75,7 +75,8 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
         assembly ("memory-safe") {
             let ptr := mload(0x40)
             mstore(ptr, typeHash)
-            mstore(add(ptr, 0x20), and(target, 0xffffffffffffffffffffffffffffffffffffffff))
+            // `target` is clean: {CallsCalldata-element} rejected a call whose target word is not an address.
+            mstore(add(ptr, 0x20), target)
             mstore(add(ptr, 0x40), value)
             let argsLength := sub(data.length, 4)
             calldatacopy(add(ptr, 0x60), add(data.offset, 4), argsLength)
