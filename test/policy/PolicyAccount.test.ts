@@ -507,6 +507,13 @@ describe("PolicyAccount", function () {
       }
     });
 
+    it("has the lowest selector of the account, so the dispatcher tests it first", async function () {
+      const selectors: bigint[] = [];
+      f.account.interface.forEachFunction((fn) => selectors.push(BigInt(fn.selector)));
+      const own = BigInt(f.account.interface.getFunction("executeSignedCalls")!.selector);
+      expect(selectors.filter((x) => x < own)).to.deep.equal([]);
+    });
+
     it("refuses classes with a delay", async function () {
       const calls = [await requestCall(f, RESOURCES_LARGE)];
       const sigs = await signOperation(f, [f.alice, f.bob], calls, 1n, FAR);
