@@ -86,7 +86,7 @@ async function policyTransfer(a: Awaited<ReturnType<typeof deployAccount>>, by: 
   const calls = [transfer(10n ** 18n)];
   const deadline = 2n ** 40n;
   const sigs = await signed(a, by, calls, nonce, deadline, compact);
-  return await gasOf(a.account.connect(relayer).executeWithSignatures(calls, nonce, deadline, sigs));
+  return await gasOf(a.account.connect(relayer).executeSignedCalls(calls, nonce, deadline, sigs));
 }
 
 // -- PolicyAccount: 2 of 3, no delay, plain transfer class
@@ -202,7 +202,7 @@ compatibility fallback handler), measured in the same run.
 
 | measurement | gas | target |
 | --- | ---: | --- |
-| \`twoOfThree\`: PolicyAccount \`executeWithSignatures\`, 2 of 3 EIP-712 signatures, no delay | ${fmt(twoOfThree)} | <= 0.9 x Safe = ${fmt(result.targets.twoOfThreeAtMost)}: ${result.targets.twoOfThreeMet ? "met" : "**missed**"} (${result.ratioToSafe} x) |
+| \`twoOfThree\`: PolicyAccount \`executeSignedCalls\`, 2 of 3 EIP-712 signatures, no delay | ${fmt(twoOfThree)} | <= 0.9 x Safe = ${fmt(result.targets.twoOfThreeAtMost)}: ${result.targets.twoOfThreeMet ? "met" : "**missed**"} (${result.ratioToSafe} x) |
 | \`safeTwoOfThree\`: Safe 1.5.0 \`execTransaction\`, 2 of 3 signatures | ${fmt(safeTwoOfThree)} | baseline |
 | \`perExtraSignature\`: a third signature on the same 2-of-3 class | ${fmt(perExtraSignature)} | <= 6,000: ${result.targets.perExtraSignatureMet ? "met" : "**missed**"} |
 | \`delayedExecute\`: \`execute\` of a stored, approved operation after its 1 h delay | ${fmt(delayedExecute)} | - |

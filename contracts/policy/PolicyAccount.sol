@@ -169,8 +169,10 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         _expectState(opId, op, OperationState.Proposed);
         _expectCalls(opId, op, calls);
         (uint256 content, uint256 cls) = _classOfOp(op);
-        bytes32 digest = _digest(calls, PolicyContent.ruleAt(content, cls, op.ruleIndex), opId, op.version, deadline);
-        uint16 signed = _signedBy(digest, cls, signatures);
+        bytes32 digest = _digest(
+            calls, CallsCalldata.single(calls), PolicyContent.ruleAt(content, cls, op.ruleIndex), opId, op.version, deadline
+        );
+        (uint16 signed,) = _signedBy(digest, cls, signatures);
         _addApprovals(opId, op, cls, signed & ~op.approvals);
     }
 
@@ -189,49 +191,62 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
     }
 
     /// @inheritdoc IPolicyAccount
-    function executeWithSignatures(Call[] calldata calls, uint256 nonce, uint256 deadline, bytes calldata signatures)
+    function executeSignedCalls(Call[] calldata calls, uint256 nonce, uint256 deadline, bytes calldata signatures)
         external
         payable
     {
         if (block.timestamp > deadline) revert PolicyAccountSignatureExpired(deadline, block.timestamp);
         _useNonce(nonce);
-        (uint64 version, uint8 classIndex, uint16 signed, bytes32 digest) = _checkSigned(calls, nonce, deadline, signatures);
-        emit SignedOperationExecuted(nonce, msg.sender, version, classIndex, signed, digest);
-        _run(calls);
+        // A single call is found and checked once, then read by the classification, the digest and the call.
+        uint256 only = CallsCalldata.single(calls);
+        (uint64 version, uint8 classIndex, uint16 signed, bytes32 digest) =
+            _checkSigned(calls, only, nonce, deadline, signatures);
+        emit SignedOperationExecuted(nonce, version, classIndex, signed, digest);
+        if (only != 0) _call(0, only);
+        else _run(calls);
     }
 
-    /// @dev For {executeWithSignatures}: the class must have no delay now, and enough of its signers signed.
-    function _checkSigned(Call[] calldata calls, uint256 nonce, uint256 deadline, bytes calldata signatures)
+    /// @dev For {executeSignedCalls}: the class must have no delay now, and enough of its signers signed. `only` is
+    /// {CallsCalldata-single} of `calls`.
+    function _checkSigned(Call[] calldata calls, uint256 only, uint256 nonce, uint256 deadline, bytes calldata signatures)
         private
         view
         returns (uint64 version, uint8 classIndex, uint16 signed, bytes32 digest)
     {
         uint256 cls;
         uint256 rule;
-        (version, classIndex, cls, rule) = _immediateClass(calls);
-        digest = _digest(calls, rule, nonce, version, deadline);
-        signed = _signedBy(digest, cls, signatures);
-        (uint8 threshold,,,) = PolicyContent.params(cls);
-        uint256 count = _popcount(signed);
+        (version, classIndex, cls, rule) = _immediateClass(calls, only);
+        digest = _digest(calls, only, rule, nonce, version, deadline);
+        uint256 count;
+        (signed, count) = _signedBy(digest, cls, signatures);
+        uint8 threshold = PolicyContent.thresholdOf(cls);
         if (count < threshold) revert PolicyAccountNotEnoughApprovals(count, threshold);
     }
 
     /// @dev The class of `calls` under the active version (`cls`, in memory), which must let them run now: no
     /// delay and no delay floor. `rule` is the rule a single call matched.
-    function _immediateClass(Call[] calldata calls)
+    function _immediateClass(Call[] calldata calls, uint256 only)
         private
         view
         returns (uint64 version, uint8 classIndex, uint256 cls, uint256 rule)
     {
-        (uint256 content, uint64 v, uint40 floorUntil) = _active();
-        version = v;
+        uint256 content;
+        uint40 floorUntil;
+        (content, version, floorUntil) = _active();
         uint8 ruleIndex;
-        (classIndex,, ruleIndex) = _classify(content, calls);
+        (classIndex, ruleIndex) = _classifyCall(content, calls, only);
         cls = PolicyContent.classAt(content, classIndex);
         rule = PolicyContent.ruleAt(content, cls, ruleIndex);
-        (,, uint32 delay,) = PolicyContent.params(cls);
-        uint256 eta = block.timestamp + delay;
-        uint40 notBefore = _notBefore(v, floorUntil, calls);
+        // Outside the delay-floor window (the common case) no earlier version can bound the calls: no call needed.
+        _expectNoDelay(PolicyContent.delayOf(cls), block.timestamp < floorUntil ? _notBefore(version, floorUntil, calls) : 0);
+    }
+
+    /// @dev Reverts unless an operation with class delay `delay` and earliest time `notBefore` may run now.
+    function _expectNoDelay(uint32 delay, uint40 notBefore) private view {
+        uint256 eta;
+        unchecked {
+            eta = block.timestamp + delay; // a uint32 past a timestamp: no overflow
+        }
         if (notBefore > eta) eta = notBefore;
         if (eta > block.timestamp) revert PolicyAccountDelayRequired(eta);
     }
@@ -306,7 +321,9 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
             (classIndex,, ruleIndex) = _classify(content, calls);
             cls = PolicyContent.classAt(content, classIndex);
         }
-        return _digest(calls, PolicyContent.ruleAt(content, cls, ruleIndex), nonce, version, deadline);
+        return _digest(
+            calls, CallsCalldata.single(calls), PolicyContent.ruleAt(content, cls, ruleIndex), nonce, version, deadline
+        );
     }
 
     /// @inheritdoc IPolicyAccount
@@ -431,33 +448,50 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
     }
 
     function _useNonce(uint256 nonce) private {
-        uint256 wordIndex = nonce >> 8;
-        uint256 bit = 1 << (nonce & 0xff);
-        uint256 bits = _usedNonces[wordIndex];
-        if (bits & bit != 0) revert PolicyAccountNonceUsed(nonce);
-        _usedNonces[wordIndex] = bits | bit;
+        // The word's slot hashed once for its SLOAD and SSTORE (Solidity hashes the mapping key for each), and the
+        // error raised in the same block: this runs on every signed execution.
+        bytes4 used = PolicyAccountNonceUsed.selector;
+        assembly ("memory-safe") {
+            mstore(0x00, shr(8, nonce))
+            mstore(0x20, _usedNonces.slot)
+            let slot := keccak256(0x00, 0x40)
+            let bits := sload(slot)
+            let bit := shl(and(nonce, 0xff), 1)
+            if and(bits, bit) {
+                mstore(0x00, used)
+                mstore(0x04, nonce)
+                revert(0x00, 0x24)
+            }
+            sstore(slot, or(bits, bit))
+        }
     }
 
     function _run(Call[] calldata calls) private {
         for (uint256 i; i < calls.length; ++i) {
-            (address target, uint256 value, bytes calldata data) = CallsCalldata.at(calls, i);
-            bool ok;
-            // Solidity's `call` copies the return data into memory; nobody reads it unless the call failed.
+            _call(i, CallsCalldata.element(calls, i));
+        }
+    }
+
+    /// @dev Makes call `i` of the operation, the call at `e` ({CallsCalldata-element}); reverts with its reason
+    /// when it fails.
+    function _call(uint256 i, uint256 e) private {
+        (address target, uint256 value, bytes calldata data) = CallsCalldata.fields(e);
+        bool ok;
+        // Solidity's `call` copies the return data into memory; nobody reads it unless the call failed.
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            calldatacopy(ptr, data.offset, data.length)
+            ok := call(gas(), target, value, ptr, data.length, 0, 0)
+        }
+        if (!ok) {
+            bytes memory reason;
             assembly ("memory-safe") {
-                let ptr := mload(0x40)
-                calldatacopy(ptr, data.offset, data.length)
-                ok := call(gas(), target, value, ptr, data.length, 0, 0)
+                reason := mload(0x40)
+                mstore(reason, returndatasize())
+                returndatacopy(add(reason, 32), 0, returndatasize())
+                mstore(0x40, add(add(reason, 32), and(add(returndatasize(), 31), not(31))))
             }
-            if (!ok) {
-                bytes memory reason;
-                assembly ("memory-safe") {
-                    reason := mload(0x40)
-                    mstore(reason, returndatasize())
-                    returndatacopy(add(reason, 32), 0, returndatasize())
-                    mstore(0x40, add(add(reason, 32), and(add(returndatasize(), 31), not(31))))
-                }
-                revert PolicyAccountCallFailed(i, reason);
-            }
+            revert PolicyAccountCallFailed(i, reason);
         }
     }
 
@@ -496,9 +530,12 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
     }
 
     function _popcount(uint16 x) private pure returns (uint256 count) {
-        // At most 16 iterations.
+        // Branch-free (SWAR) over 16 bits: a loop costs a jump per set bit, and this runs on every signed execution.
         assembly ("memory-safe") {
-            for {} x { x := and(x, sub(x, 1)) } { count := add(count, 1) }
+            count := sub(x, and(shr(1, x), 0x5555))
+            count := add(and(count, 0x3333), and(shr(2, count), 0x3333))
+            count := and(add(count, shr(4, count)), 0x0f0f)
+            count := and(add(count, shr(8, count)), 0x1f)
         }
     }
 }

@@ -179,7 +179,7 @@ contract PolicyAccountHandler is Test, PolicyBuilder {
         (uint64 version,,) = account.policyVersion();
         bytes32 digest = account.operationDigest(c, nonce, version, type(uint40).max);
         (bytes memory sigs, uint256 valid) = _sign(digest, mask, forge);
-        try account.executeWithSignatures(c, nonce, type(uint40).max, sigs) {
+        try account.executeSignedCalls(c, nonce, type(uint40).max, sigs) {
             assertGe(valid, 2, "signed execution with fewer than M valid signatures");
             // no faster than any delay in force before a recent change
             for (uint256 i; i < changedAt.length; ++i) {

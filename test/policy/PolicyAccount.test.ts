@@ -3,6 +3,7 @@ import { network } from "hardhat";
 import type { NetworkConnection } from "hardhat/types/network";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/types";
 import { AbiCoder, ZeroAddress, id } from "ethers";
+import { anyValue } from "@nomicfoundation/hardhat-ethers-chai-matchers/withArgs";
 import { MANIFEST, VmState } from "../contracts/fixtures.ts";
 import {
   Limit,
@@ -68,8 +69,42 @@ const PAYMENTS: PolicyJson = {
   recovery: EXAMPLE_POLICY.recovery,
 };
 
+/**
+ * Rules without conditions, for the signed path's quick classification: approve is in one class (decided at once);
+ * transfer is in two (the full matcher picks the strictest); the policy change calls this account.
+ */
+const PLAIN: PolicyJson = {
+  members: EXAMPLE_POLICY.members!,
+  classes: [
+    {
+      name: "plain",
+      signers: ["alice", "bob", "carol"],
+      threshold: 1,
+      delay: 0,
+      expiryWindow: "1d",
+      rules: [
+        { target: "CreditToken", function: "approve(address spender,uint256 amount)" },
+        { target: "CreditToken", function: "transfer(address to,uint256 amount)" },
+      ],
+    },
+    {
+      name: "strict",
+      signers: ["alice", "bob", "carol"],
+      threshold: 2,
+      delay: 0,
+      expiryWindow: "1d",
+      rules: [{ target: "CreditToken", function: "transfer(address to,uint256 amount)" }],
+    },
+    EXAMPLE_POLICY.classes[2]!,
+  ],
+  recovery: EXAMPLE_POLICY.recovery,
+};
+
 async function exampleFixture(connection: NetworkConnection) {
   return await deployPolicyFixture(connection);
+}
+async function plainFixture(connection: NetworkConnection) {
+  return await deployPolicyFixture(connection, PLAIN);
 }
 async function paymentsFixture(connection: NetworkConnection) {
   return await deployPolicyFixture(connection, PAYMENTS);
@@ -92,7 +127,7 @@ async function runSigned(f: PolicyFixture, signers: HardhatEthersSigner[], calls
   const nonce = nextNonce();
   const deadline = FAR;
   const sigs = await signOperation(f, signers, calls, nonce, deadline);
-  return (sender ? f.account.connect(sender) : f.account).executeWithSignatures(calls, nonce, deadline, packSignatures(sigs));
+  return (sender ? f.account.connect(sender) : f.account).executeSignedCalls(calls, nonce, deadline, packSignatures(sigs));
 }
 /** Lets the account spend tokens through VmRegistry (small class, 1 of 3) and requests a small VM; returns its id. */
 async function accountVm(f: PolicyFixture): Promise<bigint> {
@@ -399,7 +434,7 @@ describe("PolicyAccount", function () {
     });
   });
 
-  describe("executeWithSignatures", function () {
+  describe("executeSignedCalls", function () {
     it("runs a no-delay action with enough signatures, names the action in the typed data, and marks the nonce", async function () {
       await runSigned(f, [f.bob], [await approveCall(f)]);
       const calls = [await requestCall(f)];
@@ -407,17 +442,76 @@ describe("PolicyAccount", function () {
       const sigs = await signOperation(f, [f.alice], calls, nonce, FAR);
       // the log names the digest the signers signed, which commits to the calls
       const digest = await f.account.operationDigest(calls, nonce, 1n, FAR);
-      await expect(f.account.connect(f.stranger).executeWithSignatures(calls, nonce, FAR, packSignatures(sigs)))
+      await expect(f.account.connect(f.stranger).executeSignedCalls(calls, nonce, FAR, packSignatures(sigs)))
         .to.emit(f.account, "SignedOperationExecuted")
-        .withArgs(nonce, f.stranger.address, 1n, SMALL, bitsOf(f, [f.alice]), digest)
+        .withArgs(nonce, 1n, SMALL, bitsOf(f, [f.alice]), digest)
         .and.to.emit(f.vms, "VmRequested");
       const vm = await f.vms.getVm(await f.vms.vmCount());
       expect(vm.owner).to.equal(f.accountAddress);
       expect(vm.state).to.equal(VmState.Requested);
       expect(await f.account.nonceUsed(nonce)).to.equal(true);
-      await expect(f.account.executeWithSignatures(calls, nonce, FAR, packSignatures(sigs)))
+      await expect(f.account.executeSignedCalls(calls, nonce, FAR, packSignatures(sigs)))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountNonceUsed")
         .withArgs(nonce);
+    });
+
+    it("classifies one call as classOf does, at once for a sole condition-free match and by the full matcher otherwise", async function () {
+      const p = await networkHelpers.loadFixture(plainFixture);
+      const run = async (by: HardhatEthersSigner[], calls: Call[], nonce = nextNonce()) =>
+        p.account.executeSignedCalls(calls, nonce, FAR, packSignatures(await signOperation(p, by, calls, nonce, FAR)));
+      const unsigned = (calls: Call[]) => p.account.executeSignedCalls(calls, nextNonce(), FAR, "0x");
+      const bits = (who: HardhatEthersSigner[]) => who.reduce((m, s) => m | (1n << BigInt(p.sorted.indexOf(s))), 0n);
+      // one class, no conditions: decided at once
+      const approve = await callOf(p.token, "approve", [p.alice.address, 5n]);
+      expect((await p.account.classOf([approve]))[0]).to.equal(0n);
+      await expect(run([p.alice], [approve])).to.emit(p.account, "SignedOperationExecuted").withArgs(anyValue, 1n, 0n, bits([p.alice]), anyValue);
+      expect(await p.token.allowance(p.accountAddress, p.alice.address)).to.equal(5n);
+      // two classes: the strictest (2 of 3), not the first match
+      const transfer = await callOf(p.token, "transfer", [p.stranger.address, 7n]);
+      expect((await p.account.classOf([transfer]))[0]).to.equal(1n);
+      await expect(run([p.alice], [transfer])).to.be.revertedWithCustomError(p.account, "PolicyAccountNotEnoughApprovals").withArgs(1n, 2n);
+      await expect(run([p.alice, p.bob], [transfer]))
+        .to.emit(p.account, "SignedOperationExecuted")
+        .withArgs(anyValue, 1n, 1n, bits([p.alice, p.bob]), anyValue);
+      expect(await p.token.balanceOf(p.stranger.address)).to.equal(7n);
+      // a call to this account matches its rule (the policy-change class, which has a delay)
+      await expect(unsigned([await callOf(p.account, "restoreVersion", [1])])).to.be.revertedWithCustomError(p.account, "PolicyAccountDelayRequired");
+      // no match, 1 to 3 bytes of calldata, the zero target: the full matcher's errors
+      const token = await p.token.getAddress();
+      const transferFrom = await callOf(p.token, "transferFrom", [p.alice.address, p.bob.address, 1n]);
+      await expect(unsigned([transferFrom]))
+        .to.be.revertedWithCustomError(p.account, "PolicyAccountActionDenied")
+        .withArgs(0n, token, transferFrom.data.slice(0, 10));
+      await expect(unsigned([{ target: token, value: 0n, data: approve.data.slice(0, 8) }]))
+        .to.be.revertedWithCustomError(p.account, "PolicyAccountActionDenied")
+        .withArgs(0n, token, "0x00000000");
+      await expect(unsigned([{ ...approve, target: ZeroAddress }])).to.be.revertedWithCustomError(p.account, "PolicyAccountZeroTarget").withArgs(0n);
+    });
+
+    it("reverts without data on a call the ABI decoder would reject: a dirty target, data out of the calldata", async function () {
+      const call = await approveCall(f);
+      const encoded = f.account.interface.encodeFunctionData("executeSignedCalls", [[call], nextNonce(), FAR, "0x"]);
+      // after the selector: calls at 0x80 (length, then the element's offset), the element at 0xc0 (target, value,
+      // data offset, data length at 0x120)
+      const patch = (at: number, word: bigint) => encoded.slice(0, 10 + 2 * at) + word.toString(16).padStart(64, "0") + encoded.slice(10 + 2 * (at + 32));
+      const target = BigInt(await f.token.getAddress());
+      const account = f.account.connect(f.stranger);
+      await expect(account.runner!.sendTransaction!({ to: f.accountAddress, data: encoded })).to.be.revertedWithCustomError(f.account, "PolicyAccountNotEnoughApprovals");
+      for (const data of [
+        patch(0xc0, target | (1n << 160n)), // a target that is not a clean address
+        patch(0x120, 0x10000n), // data beyond the calldata
+        patch(0x100, 1n << 64n), // a data offset beyond 64 bits
+        patch(0xa0, 0x10000n), // an element beyond the calldata
+      ]) {
+        await expect(account.runner!.sendTransaction!({ to: f.accountAddress, data })).to.be.revertedWithoutReason(ethers);
+      }
+    });
+
+    it("has the lowest selector of the account, so the dispatcher tests it first", async function () {
+      const selectors: bigint[] = [];
+      f.account.interface.forEachFunction((fn) => selectors.push(BigInt(fn.selector)));
+      const own = BigInt(f.account.interface.getFunction("executeSignedCalls")!.selector);
+      expect(selectors.filter((x) => x < own)).to.deep.equal([]);
     });
 
     it("refuses classes with a delay", async function () {
@@ -425,7 +519,7 @@ describe("PolicyAccount", function () {
       const sigs = await signOperation(f, [f.alice, f.bob], calls, 1n, FAR);
       const now = await latest();
       await time.setNextBlockTimestamp(now + 10n);
-      await expect(f.account.executeWithSignatures(calls, 1n, FAR, packSignatures(sigs)))
+      await expect(f.account.executeSignedCalls(calls, 1n, FAR, packSignatures(sigs)))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountDelayRequired")
         .withArgs(now + 10n + HOUR);
     });
@@ -433,33 +527,33 @@ describe("PolicyAccount", function () {
     it("rejects unsorted or repeated signers, bad signatures, outsiders and passed deadlines", async function () {
       const calls = [await approveCall(f)];
       const [s0, s1] = await signOperation(f, [f.alice, f.bob], calls, 7n, FAR);
-      await expect(f.account.executeWithSignatures(calls, 7n, FAR, packSignatures([s1!, s0!])))
+      await expect(f.account.executeSignedCalls(calls, 7n, FAR, packSignatures([s1!, s0!])))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountUnsortedSigners")
         .withArgs(1n, s0!.signer);
-      await expect(f.account.executeWithSignatures(calls, 7n, FAR, packSignatures([s0!, s0!])))
+      await expect(f.account.executeSignedCalls(calls, 7n, FAR, packSignatures([s0!, s0!])))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountUnsortedSigners")
         .withArgs(1n, s0!.signer);
       // a signature of other data (here another nonce) recovers to an unrelated address, which is named
       const [other] = await signOperation(f, [f.alice], calls, 99n, FAR);
       const digest = await f.account.operationDigest(calls, 7n, 1n, FAR);
-      await expect(f.account.executeWithSignatures(calls, 7n, FAR, packSignatures([other!])))
+      await expect(f.account.executeSignedCalls(calls, 7n, FAR, packSignatures([other!])))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountInvalidSignature")
         .withArgs(0n, ethers.recoverAddress(digest, other!.signature));
       const [outsider] = await signOperation(f, [f.stranger], calls, 7n, FAR);
-      await expect(f.account.executeWithSignatures(calls, 7n, FAR, packSignatures([outsider!])))
+      await expect(f.account.executeSignedCalls(calls, 7n, FAR, packSignatures([outsider!])))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountInvalidSignature")
         .withArgs(0n, f.stranger.address);
       // a contract entry naming somebody outside the class is refused before the contract is asked
-      await expect(f.account.executeWithSignatures(calls, 7n, FAR, packSignatures([{ signer: f.stranger.address, signature: "0x", contract: true }])))
+      await expect(f.account.executeSignedCalls(calls, 7n, FAR, packSignatures([{ signer: f.stranger.address, signature: "0x", contract: true }])))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountSignerNotInClass")
         .withArgs(0n, f.stranger.address);
-      await expect(f.account.executeWithSignatures(calls, 7n, FAR, packSignatures([])))
+      await expect(f.account.executeSignedCalls(calls, 7n, FAR, packSignatures([])))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountNotEnoughApprovals")
         .withArgs(0n, 1n);
       const deadline = (await latest()) + 5n;
       const sigs = await signOperation(f, [f.alice], calls, 8n, deadline);
       await time.setNextBlockTimestamp(deadline + 1n);
-      await expect(f.account.executeWithSignatures(calls, 8n, deadline, packSignatures(sigs)))
+      await expect(f.account.executeSignedCalls(calls, 8n, deadline, packSignatures(sigs)))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountSignatureExpired")
         .withArgs(deadline, deadline + 1n);
     });
@@ -474,19 +568,19 @@ describe("PolicyAccount", function () {
       const parsed = Signature.from(sig!.signature);
       const n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
       const highS = ethers.concat([parsed.r, zeroPadValue(toBeHex(n - BigInt(parsed.s)), 32), parsed.v === 27 ? "0x1c" : "0x1b"]);
-      await expect(f.account.executeWithSignatures(calls, 10n, FAR, packSignatures([{ signer: sig!.signer, signature: highS }])))
+      await expect(f.account.executeSignedCalls(calls, 10n, FAR, packSignatures([{ signer: sig!.signer, signature: highS }])))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountInvalidSignature")
         .withArgs(0n, sig!.signer);
       // a trailing byte starts a second entry that is cut short
-      await expect(f.account.executeWithSignatures(calls, 10n, FAR, packSignatures([sig!]) + "00"))
+      await expect(f.account.executeSignedCalls(calls, 10n, FAR, packSignatures([sig!]) + "00"))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountInvalidSignature")
         .withArgs(1n, ZeroAddress);
       // an entry of unknown kind (v other than 27 or 28)
       const unknownKind = "0x1d" + packSignatures([sig!]).slice(4);
-      await expect(f.account.executeWithSignatures(calls, 10n, FAR, unknownKind))
+      await expect(f.account.executeSignedCalls(calls, 10n, FAR, unknownKind))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountInvalidSignature")
         .withArgs(0n, ZeroAddress);
-      await expect(f.account.executeWithSignatures(calls, 10n, FAR, packSignatures([compact]))).to.emit(f.account, "SignedOperationExecuted");
+      await expect(f.account.executeSignedCalls(calls, 10n, FAR, packSignatures([compact]))).to.emit(f.account, "SignedOperationExecuted");
     });
 
     it("rejects contract entries that run past the signatures or whose signer is an EOA", async function () {
@@ -494,20 +588,20 @@ describe("PolicyAccount", function () {
       const [sig] = await signOperation(f, [f.alice], calls, 11n, FAR);
       // declares 100 bytes of signature, carries 10
       const cut = ethers.concat(["0x01", f.alice.address, "0x0064", "0x" + "ab".repeat(10)]);
-      await expect(f.account.executeWithSignatures(calls, 11n, FAR, cut))
+      await expect(f.account.executeSignedCalls(calls, 11n, FAR, cut))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountInvalidSignature")
         .withArgs(0n, f.alice.address);
       // alice's valid ECDSA signature presented as hers under ERC-1271: an EOA answers no isValidSignature
-      await expect(f.account.executeWithSignatures(calls, 11n, FAR, packSignatures([{ ...sig!, contract: true }])))
+      await expect(f.account.executeSignedCalls(calls, 11n, FAR, packSignatures([{ ...sig!, contract: true }])))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountInvalidSignature")
         .withArgs(0n, f.alice.address);
-      await expect(f.account.executeWithSignatures(calls, 11n, FAR, packSignatures([sig!]))).to.emit(f.account, "SignedOperationExecuted");
+      await expect(f.account.executeSignedCalls(calls, 11n, FAR, packSignatures([sig!]))).to.emit(f.account, "SignedOperationExecuted");
     });
 
     it("reverts as a whole when a call fails, leaving the nonce unused", async function () {
       const calls = [await requestCall(f)]; // no token approval yet: the deposit pull fails
       const sigs = await signOperation(f, [f.alice], calls, 9n, FAR);
-      await expect(f.account.executeWithSignatures(calls, 9n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(f.account, "PolicyAccountCallFailed");
+      await expect(f.account.executeSignedCalls(calls, 9n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(f.account, "PolicyAccountCallFailed");
       expect(await f.account.nonceUsed(9n)).to.equal(false);
     });
   });
@@ -521,11 +615,11 @@ describe("PolicyAccount", function () {
     it("needs two distinct members of the class", async function () {
       const calls = [await transferCall(p, p.stranger.address, 10n * NCC)];
       const one = await signOperation(p, [p.alice], calls, 1n, FAR);
-      await expect(p.account.executeWithSignatures(calls, 1n, FAR, packSignatures(one)))
+      await expect(p.account.executeSignedCalls(calls, 1n, FAR, packSignatures(one)))
         .to.be.revertedWithCustomError(p.account, "PolicyAccountNotEnoughApprovals")
         .withArgs(1n, 2n);
       const two = await signOperation(p, [p.alice, p.carol], calls, 1n, FAR);
-      await expect(p.account.executeWithSignatures(calls, 1n, FAR, packSignatures(two))).to.changeTokenBalances(
+      await expect(p.account.executeSignedCalls(calls, 1n, FAR, packSignatures(two))).to.changeTokenBalances(
         ethers,
         p.token,
         [p.accountAddress, p.stranger.address],
@@ -552,10 +646,10 @@ describe("PolicyAccount", function () {
       const safeSig = { signer: safeAddress, signature: await safeMessageSignature(safe, q.chainId, owners.slice(0, 2), digest), contract: true };
       const weak = { signer: safeAddress, signature: await safeMessageSignature(safe, q.chainId, owners.slice(0, 1), digest), contract: true };
       const withWeak = sortSignatures<SignerSignature>([aliceSig!, weak]);
-      await expect(account.executeWithSignatures(calls, 5n, FAR, packSignatures(withWeak)))
+      await expect(account.executeSignedCalls(calls, 5n, FAR, packSignatures(withWeak)))
         .to.be.revertedWithCustomError(account, "PolicyAccountInvalidSignature")
         .withArgs(BigInt(withWeak.indexOf(weak)), safeAddress);
-      await expect(account.executeWithSignatures(calls, 5n, FAR, packSignatures(sortSignatures<SignerSignature>([aliceSig!, safeSig])))).to.changeTokenBalance(
+      await expect(account.executeSignedCalls(calls, 5n, FAR, packSignatures(sortSignatures<SignerSignature>([aliceSig!, safeSig])))).to.changeTokenBalance(
         ethers,
         p.token,
         q.stranger.address,
@@ -777,7 +871,7 @@ describe("PolicyAccount", function () {
       const [, notBefore] = await f.account.classOf(calls);
       expect(notBefore).to.equal(changedAt + HOUR);
       const sigs = await signOperation(f, [f.alice, f.bob], calls, 77n, FAR);
-      await expect(f.account.executeWithSignatures(calls, 77n, FAR, packSignatures(sigs)))
+      await expect(f.account.executeSignedCalls(calls, 77n, FAR, packSignatures(sigs)))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountDelayRequired")
         .withArgs(changedAt + HOUR);
       const opId = await proposeApproved(f, calls, f.alice, [f.bob]);
@@ -786,7 +880,7 @@ describe("PolicyAccount", function () {
       expect((await f.account.classOf([await requestCall(f)]))[1]).to.be.lessThanOrEqual(await latest());
       await time.setNextBlockTimestamp(changedAt + HOUR);
       const sigs2 = await signOperation(f, [f.alice, f.bob], calls, 78n, FAR);
-      await expect(f.account.executeWithSignatures(calls, 78n, FAR, packSignatures(sigs2))).to.emit(f.vms, "VmRequested");
+      await expect(f.account.executeSignedCalls(calls, 78n, FAR, packSignatures(sigs2))).to.emit(f.vms, "VmRequested");
     });
   });
 
@@ -924,33 +1018,33 @@ describe("PolicyAccount", function () {
 
     it("rejects a signature for another chain id", async function () {
       const sigs = await signOperation(p, [p.alice, p.bob], calls, 1n, FAR, { chainId: 1n });
-      await expect(p.account.executeWithSignatures(calls, 1n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(...invalid(p));
+      await expect(p.account.executeSignedCalls(calls, 1n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(...invalid(p));
     });
 
     it("rejects a signature for another account", async function () {
       const { account } = await deployAccount(ethers, p.deployer.address);
       await account.initialize(p.policy.spec);
       const sigs = await signOperation(p, [p.alice, p.bob], calls, 1n, FAR, { account: await account.getAddress() });
-      await expect(p.account.executeWithSignatures(calls, 1n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(...invalid(p));
+      await expect(p.account.executeSignedCalls(calls, 1n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(...invalid(p));
       // and the right ones work on the other account only once
       await p.token.transfer(await account.getAddress(), 10n * NCC);
-      await account.executeWithSignatures(calls, 1n, FAR, packSignatures(sigs));
-      await expect(account.executeWithSignatures(calls, 1n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(account, "PolicyAccountNonceUsed");
+      await account.executeSignedCalls(calls, 1n, FAR, packSignatures(sigs));
+      await expect(account.executeSignedCalls(calls, 1n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(account, "PolicyAccountNonceUsed");
     });
 
     it("rejects a used nonce and a signature for another nonce", async function () {
       const sigs = await signOperation(p, [p.alice, p.bob], calls, 1n, FAR);
-      await p.account.executeWithSignatures(calls, 1n, FAR, packSignatures(sigs));
-      await expect(p.account.executeWithSignatures(calls, 1n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(p.account, "PolicyAccountNonceUsed").withArgs(1n);
-      await expect(p.account.executeWithSignatures(calls, 2n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(...invalid(p));
+      await p.account.executeSignedCalls(calls, 1n, FAR, packSignatures(sigs));
+      await expect(p.account.executeSignedCalls(calls, 1n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(p.account, "PolicyAccountNonceUsed").withArgs(1n);
+      await expect(p.account.executeSignedCalls(calls, 2n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(...invalid(p));
     });
 
     it("rejects a passed deadline, and a signature with its deadline changed", async function () {
       const deadline = (await latest()) + 100n;
       const sigs = await signOperation(p, [p.alice, p.bob], calls, 1n, deadline);
-      await expect(p.account.executeWithSignatures(calls, 1n, deadline + 1000n, packSignatures(sigs))).to.be.revertedWithCustomError(...invalid(p));
+      await expect(p.account.executeSignedCalls(calls, 1n, deadline + 1000n, packSignatures(sigs))).to.be.revertedWithCustomError(...invalid(p));
       await time.increaseTo(deadline + 1n);
-      await expect(p.account.executeWithSignatures(calls, 1n, deadline, packSignatures(sigs))).to.be.revertedWithCustomError(p.account, "PolicyAccountSignatureExpired");
+      await expect(p.account.executeSignedCalls(calls, 1n, deadline, packSignatures(sigs))).to.be.revertedWithCustomError(p.account, "PolicyAccountSignatureExpired");
     });
 
     it("rejects a signature for an older policy version", async function () {
@@ -964,14 +1058,14 @@ describe("PolicyAccount", function () {
       await time.increase(DAY);
       await p.account.execute(opId, change);
       expect((await p.account.policyVersion())[0]).to.equal(2n);
-      await expect(p.account.executeWithSignatures(calls, 1n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(...invalid(p));
+      await expect(p.account.executeSignedCalls(calls, 1n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(...invalid(p));
       const fresh = await signOperation(p, [p.alice, p.bob], calls, 1n, FAR);
-      await p.account.executeWithSignatures(calls, 1n, FAR, packSignatures(fresh));
+      await p.account.executeSignedCalls(calls, 1n, FAR, packSignatures(fresh));
     });
 
     it("rejects a generic-typed signature where the rule names the action", async function () {
       const sigs = await signOperation(p, [p.alice, p.bob], calls, 1n, FAR, { generic: true });
-      await expect(p.account.executeWithSignatures(calls, 1n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(...invalid(p));
+      await expect(p.account.executeSignedCalls(calls, 1n, FAR, packSignatures(sigs))).to.be.revertedWithCustomError(...invalid(p));
     });
   });
 

@@ -198,6 +198,25 @@ abstract contract PolicyVersions is IPolicyAccount {
         return _classifyIn(content, calls, true);
     }
 
+    /// @dev {_classify} without the class mask: for one call (`only`, {CallsCalldata-single} of `calls`) whose
+    /// matching rules need no condition evaluated and fall in one class ({PolicyContent-soleCandidate}), that class
+    /// and rule at once; anything else through {_classify}, which decides the same way and names the error.
+    function _classifyCall(uint256 content, Call[] calldata calls, uint256 only)
+        internal
+        view
+        returns (uint8 classIndex, uint8 ruleIndex)
+    {
+        if (only != 0) {
+            (address target,, bytes calldata data) = CallsCalldata.fields(only);
+            if (target != address(0)) {
+                bool sole;
+                (sole, classIndex, ruleIndex) = PolicyContent.soleCandidate(content, target, data, address(this));
+                if (sole) return (classIndex, ruleIndex);
+            }
+        }
+        (classIndex,, ruleIndex) = _classify(content, calls);
+    }
+
     /// @dev Per call: its strictest matching class; then the strictest of those. With `strict`, reverts
     /// instead of returning a zero `classMask`.
     function _classifyIn(uint256 content, Call[] calldata calls, bool strict)

@@ -14,7 +14,7 @@ import {Call} from "../PolicyTypes.sol";
 /// version and a deadline. A single call whose rule names an action type is signed as that type, so a wallet
 /// shows e.g. `TerminateVm(address target,uint256 value,uint256 vmId,uint256 nonce,uint64 policyVersion,uint256 deadline)`;
 /// anything else is signed as the generic `Operation`.
-/// @dev Signatures arrive packed in one `bytes` (see {IPolicyAccount-executeWithSignatures}), ordered by signer:
+/// @dev Signatures arrive packed in one `bytes` (see {IPolicyAccount-executeSignedCalls}), ordered by signer:
 /// an ECDSA entry carries no signer address (it is the recovered one), which saves a calldata word per signature.
 abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
     bytes32 internal constant CALL_TYPEHASH = keccak256("Call(address target,uint256 value,bytes data)");
@@ -36,40 +36,47 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
 
     constructor() EIP712("NovaCron PolicyAccount", "1") {}
 
-    /// @dev The digest to sign. `rule` is the single call's rule (a memory address; ignored for batches).
-    function _digest(Call[] calldata calls, uint256 rule, uint256 nonce, uint64 version, uint256 deadline)
+    /// @dev The digest to sign. `only` is {CallsCalldata-single} of `calls`; `rule` is the single call's rule (a
+    /// memory address; ignored for batches).
+    function _digest(Call[] calldata calls, uint256 only, uint256 rule, uint256 nonce, uint64 version, uint256 deadline)
         internal
         view
         returns (bytes32)
     {
-        if (calls.length == 1) {
+        if (only != 0) {
             (, uint256 actionWords, bytes32 typeHash) = PolicyContent.action(rule);
             // The named type covers exactly the call's argument words, so it commits to the whole calldata.
             if (typeHash != 0) {
-                bytes32 structHash = _namedStructHash(typeHash, calls, 4 + 32 * actionWords, nonce, version, deadline);
-                if (structHash != 0) return _hashTypedDataV4(structHash);
+                uint256 dataLength;
+                unchecked {
+                    dataLength = 4 + 32 * actionWords; // actionWords < 256
+                }
+                bytes32 named = _namedDigest(typeHash, only, dataLength, nonce, version, deadline);
+                if (named != 0) return named;
             }
         }
         return _hashTypedDataV4(_operationStructHash(calls, nonce, version, deadline));
     }
 
-    /// @dev keccak256(typeHash ‖ target ‖ value ‖ argument words ‖ nonce ‖ version ‖ deadline) of the single call:
-    /// for static arguments, EIP-712's encodeData of each field is exactly its ABI word. Zero (no named hash) when the
-    /// call's data is not `dataLength` bytes.
-    function _namedStructHash(
+    /// @dev The digest ({_hashTypedDataV4}) of keccak256(typeHash ‖ target ‖ value ‖ argument words ‖ nonce ‖ version ‖
+    /// deadline) of the single call at `only` ({CallsCalldata-single}): for static arguments, EIP-712's encodeData of
+    /// each field is exactly its ABI word. Zero (no named digest) when the call's data is not `dataLength` bytes.
+    function _namedDigest(
         bytes32 typeHash,
-        Call[] calldata calls,
+        uint256 only,
         uint256 dataLength,
         uint256 nonce,
         uint64 version,
         uint256 deadline
-    ) private pure returns (bytes32 h) {
-        (address target, uint256 value, bytes calldata data) = CallsCalldata.at(calls, 0);
+    ) private view returns (bytes32 h) {
+        (address target, uint256 value, bytes calldata data) = CallsCalldata.fields(only);
         if (data.length != dataLength) return 0;
+        bytes32 separator = _domainSeparatorV4();
         assembly ("memory-safe") {
             let ptr := mload(0x40)
             mstore(ptr, typeHash)
-            mstore(add(ptr, 0x20), and(target, 0xffffffffffffffffffffffffffffffffffffffff))
+            // `target` is clean: {CallsCalldata-element} rejected a call whose target word is not an address.
+            mstore(add(ptr, 0x20), target)
             mstore(add(ptr, 0x40), value)
             let argsLength := sub(data.length, 4)
             calldatacopy(add(ptr, 0x60), add(data.offset, 4), argsLength)
@@ -78,6 +85,12 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
             mstore(add(tailPtr, 0x20), and(version, 0xffffffffffffffff))
             mstore(add(tailPtr, 0x40), deadline)
             h := keccak256(ptr, add(argsLength, 0xc0))
+            // keccak256("\x19\x01" ‖ domain separator ‖ struct hash) in the same memory, as {_hashTypedDataV4}
+            // computes it: the signed path takes this digest once per transaction.
+            mstore(ptr, 0x1901)
+            mstore(add(ptr, 0x20), separator)
+            mstore(add(ptr, 0x40), h)
+            h := keccak256(add(ptr, 0x1e), 0x42)
         }
     }
 
@@ -95,15 +108,19 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
     }
 
     /// @dev Checks the packed `signatures` over `digest` against class `cls` (a memory address in the content) and
-    /// returns the bitmask of the class's signers who signed. Entries must be in strictly ascending signer order.
-    function _signedBy(bytes32 digest, uint256 cls, bytes calldata signatures) internal view returns (uint16 bits) {
+    /// returns the bitmask of the class's signers who signed and how many they are. Entries must be in strictly
+    /// ascending signer order.
+    function _signedBy(bytes32 digest, uint256 cls, bytes calldata signatures)
+        internal
+        view
+        returns (uint16 bits, uint256 count)
+    {
         uint256 walked; // see {_walk}
         while (true) {
             uint256 reason;
             address signer;
             (reason, walked, signer) = _walk(digest, signatures, cls, walked);
-            bits = uint16(walked >> 128);
-            if (reason == WALK_DONE) return bits;
+            if (reason == WALK_DONE) return (uint16(walked >> 128), walked >> 144);
             uint256 at = uint64(walked);
             uint256 i = _entryIndex(signatures, at);
             if (reason == WALK_INVALID) revert PolicyAccountInvalidSignature(i, signer);
@@ -118,7 +135,7 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
     }
 
     /// @dev Matches entries to the class signers of `cls`, from the position packed in `walked` (entry offset `at`
-    /// (64 bits) | class signer `j` (64) | `bits` (16)): both lists ascend, so one forward walk matches them. Stops
+    /// (64 bits) | class signer `j` (64) | `bits` (16) | their count): both lists ascend, so one forward walk matches them. Stops
     /// at the end ({WALK_DONE}), at an entry that proves nothing ({WALK_INVALID}: truncated, unknown kind, high s,
     /// not recoverable; `signer` is what it recovers to, or zero), at a signer that is not the next class signer in
     /// order ({WALK_NOT_NEXT}), or after matching a contract signer whose ERC-1271 check is due ({WALK_CONTRACT});
@@ -131,75 +148,62 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
     {
         (uint256 list, uint256 count) = PolicyContent.signerList(cls);
         assembly ("memory-safe") {
-            // The signer of the entry at offset `pos` (zero if there is none) and where the next entry starts;
-            // `bad` for a high s. Memory from the free pointer holds the digest, then v, r and s for the precompile.
-            function parse(entry, pos) -> who, next, bad {
+            // Memory from the free pointer holds the digest, then v, r and s for the precompile. One loop body
+            // without Yul functions: every value stays on the stack, and a signature pays no call overhead.
+            let input := mload(0x40)
+            mstore(input, digest)
+            let at := and(walked, 0xffffffffffffffff)
+            let j := and(shr(64, walked), 0xffffffffffffffff)
+            let bits := shr(128, walked)
+            let length := signatures.length
+            // `reason` is WALK_DONE (0) here and after every entry that matched.
+            for {} lt(at, length) {} {
+                let entry := add(signatures.offset, at)
                 let kind := byte(0, calldataload(entry))
-                switch eq(kind, SIGNATURE_CONTRACT)
-                case 1 {
-                    who := shr(96, calldataload(add(entry, 1)))
-                    next := add(add(pos, 23), shr(240, calldataload(add(entry, 21))))
-                }
-                default {
-                    next := add(pos, 65)
+                let isContract := eq(kind, SIGNATURE_CONTRACT)
+                // Its head must fit before it is read: 65 bytes, or a contract entry's 23.
+                let next := add(at, sub(65, mul(42, isContract)))
+                signer := 0
+                reason := WALK_INVALID
+                if gt(next, length) { break }
+                switch isContract
+                case 0 {
                     let s := calldataload(add(entry, 33))
                     // Kind 0 is ERC-2098: v is 27 + the top bit of s. Any other kind is v itself.
                     let compact := eq(kind, SIGNATURE_COMPACT)
                     let v := add(kind, mul(compact, add(27, shr(255, s))))
                     s := and(s, shr(compact, not(0)))
                     if or(eq(v, 27), eq(v, 28)) {
-                        let input := mload(0x40)
                         mstore(add(input, 0x20), v)
                         mstore(add(input, 0x40), calldataload(add(entry, 1)))
                         mstore(add(input, 0x60), s)
                         mstore(0x00, 0)
                         // The precompile accepts a high s, so the error can name whose malleable twin this is.
-                        if staticcall(gas(), 0x01, input, 0x80, 0x00, 0x20) { who := mload(0x00) }
+                        if staticcall(gas(), 0x01, input, 0x80, 0x00, 0x20) { signer := mload(0x00) }
                     }
-                    bad := gt(s, 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0)
+                    if or(iszero(signer), gt(s, 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0)) {
+                        break
+                    }
                 }
-            }
-            // Whether `who` is in the ascending list of `n` signers at `signersAt`, at or after position `j`, and
-            // the position after it.
-            function follows(signersAt, n, j, who) -> found, after {
+                default {
+                    signer := shr(96, calldataload(add(entry, 1)))
+                    next := add(next, shr(240, calldataload(add(entry, 21))))
+                    if or(iszero(signer), gt(next, length)) { break }
+                }
+                // The next class signer at or after position `j` must be `signer`.
                 let member := 0
-                for {} lt(j, n) { j := add(j, 1) } {
-                    member := shr(96, mload(add(signersAt, mul(j, 20))))
-                    if iszero(lt(member, who)) { break }
+                for {} lt(j, count) { j := add(j, 1) } {
+                    member := shr(96, mload(add(list, mul(j, 20))))
+                    if iszero(lt(member, signer)) { break }
                 }
-                found := and(lt(j, n), eq(member, who))
-                after := add(j, 1)
-            }
-            mstore(mload(0x40), digest)
-            let at := and(walked, 0xffffffffffffffff)
-            let j := and(shr(64, walked), 0xffffffffffffffff)
-            let bits := shr(128, walked)
-            for {} 1 {} {
-                if iszero(lt(at, signatures.length)) {
-                    reason := WALK_DONE
-                    break
-                }
-                let entry := add(signatures.offset, at)
-                // Its head must fit before it is read: 65 bytes, or a contract entry's 23.
-                let next := add(at, sub(65, mul(42, eq(byte(0, calldataload(entry)), SIGNATURE_CONTRACT))))
-                let bad := 0
-                signer := 0
-                if iszero(gt(next, signatures.length)) { signer, next, bad := parse(entry, at) }
-                if or(or(iszero(signer), bad), gt(next, signatures.length)) {
-                    reason := WALK_INVALID
-                    break
-                }
-                let found := 0
-                found, j := follows(list, count, j, signer)
-                if iszero(found) {
-                    reason := WALK_NOT_NEXT
-                    break
-                }
-                bits := or(bits, shl(sub(j, 1), 1))
-                if eq(byte(0, calldataload(entry)), SIGNATURE_CONTRACT) {
-                    reason := WALK_CONTRACT
-                    break
-                }
+                reason := WALK_NOT_NEXT
+                if iszero(and(lt(j, count), eq(member, signer))) { break }
+                // Bit j is new (j ascends): adding it sets it, and counts it in the bits above the mask.
+                bits := add(bits, add(0x10000, shl(j, 1)))
+                j := add(j, 1)
+                reason := WALK_CONTRACT
+                if isContract { break }
+                reason := WALK_DONE
                 at := next
             }
             walked := or(at, or(shl(64, j), shl(128, bits)))

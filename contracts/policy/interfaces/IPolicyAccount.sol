@@ -79,10 +79,10 @@ interface IPolicyAccount {
     /// @notice A signed operation ran in one transaction (it was never stored). `signers` is the bitmask of the
     /// class's signers who signed; `digest` is the EIP-712 digest they signed (see {operationDigest}), which commits
     /// to the calls: the calls themselves are in the transaction's input, not copied into the log. Only `opId` is
-    /// indexed: every further topic would cost each signed execution 375 gas.
-    event SignedOperationExecuted(
-        uint256 indexed opId, address executor, uint64 version, uint8 classIndex, uint16 signers, bytes32 digest
-    );
+    /// indexed: every further topic would cost each signed execution 375 gas. Who submitted it is not logged (like
+    /// Safe's ExecutionSuccess and OZ Governor's ProposalExecuted): it is the transaction's sender, or the caller in
+    /// its trace, and the signers, not the submitter, authorised it.
+    event SignedOperationExecuted(uint256 indexed opId, uint64 version, uint8 classIndex, uint16 signers, bytes32 digest);
     /// @notice The operation was cancelled by its proposer or a guardian.
     event OperationCancelled(uint256 indexed opId, address indexed by);
     /// @notice `agent` may act alone within `classMask` of content `contentId`, spending up to its allowance.
@@ -179,7 +179,7 @@ interface IPolicyAccount {
     function approve(uint256 opId) external;
 
     /// @notice Adds EIP-712 approvals (see {operationDigest}) of operation `opId`; `signatures` are packed as for
-    /// {executeWithSignatures}. Signers who approved already are skipped. Emits {OperationApproved} per new signer and
+    /// {executeSignedCalls}. Signers who approved already are skipped. Emits {OperationApproved} per new signer and
     /// maybe {OperationQueued}.
     function approveWithSignatures(uint256 opId, Call[] calldata calls, uint256 deadline, bytes calldata signatures)
         external;
@@ -194,7 +194,7 @@ interface IPolicyAccount {
     /// `v ‖ r ‖ s` (a 65-byte ECDSA signature with v, 27 or 28, moved first), `0x00 ‖ r ‖ yParityAndS` (an ERC-2098
     /// 64-byte signature), or `0x01 ‖ signer (20 bytes) ‖ length (2 bytes) ‖ signature` for an ERC-1271 contract
     /// signer such as a Safe. An ECDSA entry's signer is the address it recovers to; s must be low (EIP-2).
-    function executeWithSignatures(Call[] calldata calls, uint256 nonce, uint256 deadline, bytes calldata signatures)
+    function executeSignedCalls(Call[] calldata calls, uint256 nonce, uint256 deadline, bytes calldata signatures)
         external
         payable;
 

@@ -108,6 +108,20 @@ library PolicyContent {
         }
     }
 
+    /// @notice The threshold of class `cls` alone (what {params} reads first): the signed path needs only it here.
+    function thresholdOf(uint256 cls) internal pure returns (uint8 v) {
+        assembly ("memory-safe") {
+            v := byte(0, mload(cls))
+        }
+    }
+
+    /// @notice The delay of class `cls` alone (as {params} reads it).
+    function delayOf(uint256 cls) internal pure returns (uint32 v) {
+        assembly ("memory-safe") {
+            v := shr(224, mload(add(cls, 4)))
+        }
+    }
+
     /// @notice guardianCount, ruleCount and dominates (the classes this one is at least as strict as).
     function shape(uint256 cls) internal pure returns (uint256 guardianCount, uint8 ruleCount, uint16 dominates) {
         assembly ("memory-safe") {
@@ -199,6 +213,48 @@ library PolicyContent {
             }
             unchecked {
                 entry += INDEX_ENTRY;
+            }
+        }
+    }
+
+    /// @notice The common case of {candidates} decided without evaluating conditions: `sole` when every index entry
+    /// {candidates} would take for a call to `target` with `data` (the first matching one of each class) has a
+    /// rule without conditions, and they all belong to one class; then `classIndex` is that class and `ruleIndex`
+    /// its first matching rule, which is what {candidates} and {strictest} give. Anything else (no match, a
+    /// condition to evaluate, several classes) is not `sole`: the caller asks {candidates}.
+    /// @dev One assembly loop: the signed path classifies one call per transaction, and most rules have no conditions.
+    function soleCandidate(uint256 content, address target, bytes calldata data, address self)
+        internal
+        pure
+        returns (bool sole, uint8 classIndex, uint8 ruleIndex)
+    {
+        assembly ("memory-safe") {
+            let length := data.length
+            // Calldata of 1 to 3 bytes matches nothing: not `sole`.
+            if or(iszero(length), gt(length, 3)) {
+                let key := or(shl(32, mul(iszero(eq(target, self)), target)), mul(iszero(iszero(length)), shr(224, calldataload(data.offset))))
+                let entry := add(add(content, HEADER), shl(1, add(byte(0, mload(add(content, 36))), 1)))
+                let end := add(entry, mul(byte(0, mload(add(content, 37))), INDEX_ENTRY))
+                // 0: nothing matched yet; 1: entries of class `classIndex` only; 2: give up.
+                let matched := 0
+                for {} lt(entry, end) { entry := add(entry, INDEX_ENTRY) } {
+                    let word := mload(entry)
+                    if eq(shr(64, word), key) {
+                        let c := and(shr(56, word), 0xff)
+                        // A later entry of the matched class is skipped, as {candidates} skips it.
+                        if iszero(and(matched, eq(c, classIndex))) {
+                            // Another class, or a rule with conditions: {candidates} decides.
+                            if or(matched, byte(2, mload(add(content, and(shr(32, word), 0xffff))))) {
+                                matched := 2
+                                break
+                            }
+                            matched := 1
+                            classIndex := c
+                            ruleIndex := and(shr(48, word), 0xff)
+                        }
+                    }
+                }
+                sole := eq(matched, 1)
             }
         }
     }
