@@ -237,18 +237,17 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         (classIndex, ruleIndex) = _classifyCall(content, calls, only);
         cls = PolicyContent.classAt(content, classIndex);
         rule = PolicyContent.ruleAt(content, cls, ruleIndex);
-        // Outside the delay-floor window (the common case) no earlier version can bound the calls: no call needed.
-        _expectNoDelay(PolicyContent.delayOf(cls), block.timestamp < floorUntil ? _notBefore(version, floorUntil, calls) : 0);
+        uint40 eta = _etaFromNow(PolicyContent.delayOf(cls), _notBefore(version, floorUntil, calls));
+        if (eta > block.timestamp) revert PolicyAccountDelayRequired(eta);
     }
 
-    /// @dev Reverts unless an operation with class delay `delay` and earliest time `notBefore` may run now.
-    function _expectNoDelay(uint32 delay, uint40 notBefore) private view {
-        uint256 eta;
+    /// @dev When an operation whose last needed approval lands now may run: after its class delay, never before
+    /// `notBefore`.
+    function _etaFromNow(uint32 delay, uint40 notBefore) private view returns (uint40 eta) {
         unchecked {
-            eta = block.timestamp + delay; // a uint32 past a timestamp: no overflow
+            eta = uint40(block.timestamp) + delay; // a uint32 past a uint40 timestamp: no overflow for millennia
         }
         if (notBefore > eta) eta = notBefore;
-        if (eta > block.timestamp) revert PolicyAccountDelayRequired(eta);
     }
 
     /// @inheritdoc IPolicyAccount
@@ -396,8 +395,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
             if (newBits & (1 << i) != 0) emit OperationApproved(opId, PolicyContent.signerAt(cls, i), approvals, count);
         }
         if (count >= threshold && op.eta == 0) {
-            uint40 eta = uint40(block.timestamp) + delay;
-            if (op.notBefore > eta) eta = op.notBefore;
+            uint40 eta = _etaFromNow(delay, op.notBefore);
             uint40 expiresAt = eta + expiryWindow;
             op.eta = eta;
             op.expiresAt = expiresAt;
