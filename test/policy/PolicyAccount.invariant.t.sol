@@ -159,7 +159,7 @@ contract PolicyAccountHandler is Test, PolicyBuilder {
                 [uint256(before.eta) - 1, before.eta, uint256(before.expiresAt) - 1, before.expiresAt, _bound(when >> 3, now_, uint256(before.eta) + 1 hours)];
             if (when % 8 < 5) vm.warp(moments[when % 8]);
         }
-        Call[] memory c = _payFor(opId, when);
+        Call[] memory c = _pay(opId);
         try account.execute(opId, c) {
             // executed only in [eta, expiresAt), with at least M distinct approvals of class signers
             assertGt(before.eta, 0, "executed unqueued");
@@ -194,7 +194,7 @@ contract PolicyAccountHandler is Test, PolicyBuilder {
         if (ops.length == 0) return;
         uint256 opId = ops[opSeed % ops.length];
         IPolicyAccount.OperationView memory op = account.getOperation(opId);
-        Call[] memory c = _payFor(opId, 0);
+        Call[] memory c = _pay(opId);
         bytes32 digest = account.operationDigest(c, opId, op.version, type(uint40).max);
         (bytes memory sigs,) = _sign(digest, mask, forge);
         try account.approveWithSignatures(opId, c, type(uint40).max, sigs) {
@@ -244,10 +244,7 @@ contract PolicyAccountHandler is Test, PolicyBuilder {
     // ------------------------------------------------------------------ helpers
 
     /// @dev The calls of proposal `opId` (amount derived from the id) or, for others, any amount.
-    function _payFor(uint256 opId, uint256) internal view returns (Call[] memory) {
-        return _pay(opId);
-    }
-
+    /// @dev The transfer an operation proposed with nonce `seed` (an even amount in {propose}) carries.
     function _pay(uint256 seed) internal view returns (Call[] memory c) {
         c = new Call[](1);
         c[0] = Call(address(token), 0, abi.encodeCall(token.transfer, (address(0xCAFE), 1 + seed % 10e18)));
