@@ -221,21 +221,10 @@ contract VmRegistryInvariantTest is VmRegistryTestBase {
         assertLe(vms.earningsOf(provider) + vms.earningsOf(provider2) + handler.withdrawn(), billed, "earnings > billed");
     }
 
-    /// Once every VM is settled, the escrow is exactly the live balances plus unwithdrawn earnings.
     /// Settles on a snapshot and reverts to it, so the campaign's state is not changed.
     function _checkEscrowEqualsLiveBalancesPlusEarningsOnceSettled() internal {
         uint256 snapshot = vm.snapshotState();
-        uint256 n = vms.vmCount();
-        uint256 live;
-        for (uint256 id = 1; id <= n; id++) {
-            vms.settle(id);
-            live += vms.getVm(id).balance;
-        }
-        assertEq(
-            token.balanceOf(address(vms)),
-            live + vms.earningsOf(provider) + vms.earningsOf(provider2),
-            "escrow == live balances + unwithdrawn earnings"
-        );
+        _assertEscrowIsLiveBalancesPlusEarningsOnceSettled();
         vm.revertToState(snapshot);
     }
 

@@ -107,6 +107,21 @@ abstract contract VmRegistryTestBase is Test {
         vm.stopPrank();
     }
 
+    /// Settles every VM; the escrow is then exactly the live balances plus unwithdrawn earnings.
+    function _assertEscrowIsLiveBalancesPlusEarningsOnceSettled() internal {
+        uint256 n = vms.vmCount();
+        uint256 live;
+        for (uint256 id = 1; id <= n; id++) {
+            vms.settle(id);
+            live += vms.getVm(id).balance;
+        }
+        assertEq(
+            token.balanceOf(address(vms)),
+            live + vms.earningsOf(provider) + vms.earningsOf(provider2),
+            "escrow == live balances + unwithdrawn earnings"
+        );
+    }
+
     function _min(uint256 a, uint256 b) internal pure returns (uint256) {
         return a < b ? a : b;
     }
@@ -332,18 +347,7 @@ contract VmRegistryFuzzTest is VmRegistryTestBase {
             assertEq(_holdings(), everyone, "tokens left the participants");
         }
 
-        // Settle everything, then the escrow is exactly live balances plus earnings.
-        uint256 n = vms.vmCount();
-        uint256 live;
-        for (uint256 id = 1; id <= n; id++) {
-            vms.settle(id);
-            live += vms.getVm(id).balance;
-        }
-        assertEq(
-            token.balanceOf(address(vms)),
-            live + vms.earningsOf(provider) + vms.earningsOf(provider2),
-            "escrow == live balances + unwithdrawn earnings"
-        );
+        _assertEscrowIsLiveBalancesPlusEarningsOnceSettled();
     }
 
     /// @dev Takes `vmId` one step along the lifecycle with the given accounts; from Running it stops,
