@@ -16,8 +16,10 @@ import {
   type PolicyJson,
 } from "../../scripts/lib/policy.ts";
 
+/** The contract tests' policy: examples/policy.json as it was before the audit bounded what each class can spend
+ * (fixture-policy.json); the tests exercise the account's mechanics, not the example's amounts. */
 export const EXAMPLE_POLICY: PolicyJson = JSON.parse(
-  readFileSync(path.resolve(import.meta.dirname, "../../examples/policy.json"), "utf8"),
+  readFileSync(path.resolve(import.meta.dirname, "fixture-policy.json"), "utf8"),
 ) as PolicyJson;
 
 export const NCC = 10n ** 18n;
