@@ -8,12 +8,15 @@ import { runTask, UserError } from "../../lib/errors.ts";
 import { parseTokens } from "../../lib/format.ts";
 import { writeRecord } from "../../lib/policy-account.ts";
 import { buildPolicy, type PolicyJson } from "../../lib/policy.ts";
+import { lintPolicy, MAX_CALLS_PER_OPERATION } from "../../lib/policy-lint.ts";
 import { className, tokens } from "./shared.ts";
 
 export interface PolicyCreateArgs {
   policy: string;
   fund: string;
   from: string | undefined;
+  /** Refuse to deploy when the value lint warns (default: print the warnings and deploy). */
+  strict?: boolean;
 }
 
 export interface PolicyCreateResult {
@@ -21,6 +24,8 @@ export interface PolicyCreateResult {
   writer: string;
   version: bigint;
   policyHash: string;
+  /** The value lint's warnings (scripts/lib/policy-lint.ts), as printed. */
+  warnings: string[];
 }
 
 export default async function policyCreate(args: PolicyCreateArgs, hre: HardhatRuntimeEnvironment) {
@@ -43,6 +48,19 @@ export default async function policyCreate(args: PolicyCreateArgs, hre: HardhatR
         return a;
       },
     });
+    // The value lint, before anything is sent: a class that can move more than the account's transfer class allows.
+    const warnings = lintPolicy(json).warnings.map((w) => w.message);
+    if (warnings.length > 0) {
+      console.error(`WARNING: policy ${args.policy} lets a class move more value than its transfer rule allows (per call; an operation batches up to ${MAX_CALLS_PER_OPERATION} calls):`);
+      for (const w of warnings) console.error(`  - ${w}`);
+      if (args.strict === true) {
+        throw new UserError(
+          `Refusing to create the account: the policy lint found ${warnings.length} warning(s) (--strict).`,
+          "Bound each value-moving argument with an \"le\" condition (see docs/policy.md, \"Value lint\"), or drop --strict to create it anyway.",
+        );
+      }
+      console.error("Creating the account anyway; pass --strict to refuse.");
+    }
     const sender = await resolveSigner(s.ethers, args.from, "deployer");
     const lib = await s.ethers.deployContract("PolicyWriter", [], sender);
     await lib.waitForDeployment();
@@ -66,6 +84,6 @@ export default async function policyCreate(args: PolicyCreateArgs, hre: HardhatR
     console.log(`  recovery: all ${built.spec.recovery.signers.length}, delay ${built.spec.recovery.delay} s`);
     if (amount > 0n) console.log(`Funded with ${tokens(amount)}.`);
     console.log(`See it with \`npx hardhat policy:show --account ${address}\`.`);
-    return { account: address, writer, version: 1n, policyHash: built.hash };
+    return { account: address, writer, version: 1n, policyHash: built.hash, warnings };
   });
 }

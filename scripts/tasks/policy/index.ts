@@ -24,6 +24,7 @@ export const policyTasks = [
     .addOption({ name: "policy", description: "Policy JSON file", type: ArgumentType.STRING, defaultValue: "examples/policy.json" })
     .addOption({ name: "fund", description: "NCC to send to the new account from the sender", type: ArgumentType.STRING, defaultValue: "0" })
     .addOption(FROM("account #0, which also initialises the account"))
+    .addFlag({ name: "strict", description: "Refuse to create the account when the value lint warns (a class can move more than the transfer class allows)" })
     .setAction(() => import("./create.ts"))
     .build(),
 
