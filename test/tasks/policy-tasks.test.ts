@@ -139,7 +139,7 @@ describe("policy:* and agent:* tasks against a JSON-RPC node", function () {
     const { vmRegistry } = await getContracts(connection.ethers, addresses);
     let deployed = false;
     try {
-      deployed = vmRegistry.interface.getFunction(REQUEST_VM) !== null;
+      deployed = (vmRegistry.interface as unknown as Interface).getFunction(REQUEST_VM) !== null;
     } catch {
       deployed = false;
     }
