@@ -21,6 +21,8 @@ import NovaCronModule from "../ignition/modules/NovaCron.ts";
 import { traceGas, type GasBreakdown } from "./gas-trace.ts";
 import type { CreditToken, ProviderRegistry, VmRegistry } from "../types/ethers-contracts/index.ts";
 
+/** The most the tenant pays per second: far above the bench providers' quotes. */
+const MAX_PRICE = 10n ** 18n;
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const GAS_JSON = path.join(ROOT, "bench/results/gas.json");
 const BENCHMARKS_MD = path.join(ROOT, "docs/BENCHMARKS.md");
@@ -117,7 +119,7 @@ async function otherOps(): Promise<Record<string, bigint>> {
   const record = async (name: string, send: Promise<ContractTransactionResponse>) => {
     ops[name] = (await step(name, send)).gas;
   };
-  await record("requestVm", own.requestVm(providerA!.address, MANIFEST, VM, DEPOSIT));
+  await record("requestVm", own.requestVm(providerA!.address, MANIFEST, VM, MAX_PRICE, DEPOSIT));
   let id = await vms.vmCount();
   await record("reportProvisioning", op.reportProvisioning(id));
   await op.reportRunning(id);
@@ -132,7 +134,7 @@ async function otherOps(): Promise<Record<string, bigint>> {
   await increase(BigInt(params.exitNotice) + 1n);
   await record("closeVm", vms.connect(stranger!).closeVm(id));
 
-  await own.requestVm(providerA!.address, MANIFEST, VM, DEPOSIT);
+  await own.requestVm(providerA!.address, MANIFEST, VM, MAX_PRICE, DEPOSIT);
   id = await vms.vmCount();
   await record("migrateVm", own.migrateVm(id, providerB!.address, [], 0n, DEPOSIT));
   const newId = await vms.vmCount();
@@ -162,7 +164,7 @@ async function otherOps(): Promise<Record<string, bigint>> {
 
 const started = Date.now();
 // Run 1: one VM in the registry.
-await (await vms.connect(fillerTenant!).requestVm(fillerProvider!.address, MANIFEST, VM, TOKEN)).wait();
+await (await vms.connect(fillerTenant!).requestVm(fillerProvider!.address, MANIFEST, VM, MAX_PRICE, TOKEN)).wait();
 const run1 = await lifecycle(tenantA!, providerA!, operatorA!);
 const { breakdown, newSlots: slots } = await analyse(run1);
 // Back to the same fee state for run 2 (the fee accumulator is zero again).
@@ -174,7 +176,7 @@ const filler = vms.connect(fillerTenant!);
 const nonceStart = await fillerTenant!.getNonce();
 const pending: Promise<unknown>[] = [];
 for (let i = 1; i < FILLER_VMS; i++) {
-  pending.push(filler.requestVm(fillerProvider!.address, MANIFEST, VM, 1n, { nonce: nonceStart + i - 1 }).then((tx) => tx.wait()));
+  pending.push(filler.requestVm(fillerProvider!.address, MANIFEST, VM, MAX_PRICE, 1n, { nonce: nonceStart + i - 1 }).then((tx) => tx.wait()));
   if (pending.length === 200) await Promise.all(pending.splice(0));
 }
 await Promise.all(pending);

@@ -102,6 +102,12 @@ export const novaCronTasks = [
       defaultValue: "100",
     })
     .addOption({
+      name: "maxPrice",
+      description: "Most NCC per second the tenant pays; the request fails if the provider's price is higher (default: its current quote, printed)",
+      type: ArgumentType.STRING_WITHOUT_DEFAULT,
+      defaultValue: undefined,
+    })
+    .addOption({
       name: "from",
       description: `${FROM} (default: demo tenant, account #3)`,
       type: ArgumentType.STRING_WITHOUT_DEFAULT,

@@ -95,7 +95,7 @@ abstract contract VmRegistryTestBase is Test {
 
     function _request(address who, address from, uint256 deposit) internal returns (uint256 vmId) {
         vm.prank(who);
-        vmId = vms.requestVm(from, MANIFEST, oneVcpu, deposit);
+        vmId = vms.requestVm(from, MANIFEST, oneVcpu, type(uint88).max, deposit);
     }
 
     /// @dev Requests a `oneVcpu` VM from `provider` and reports it Running now.
@@ -262,7 +262,7 @@ contract VmRegistryFuzzTest is VmRegistryTestBase {
 
         if (vcpu == 0 || memoryMiB == 0 || diskGiB == 0 || expected > type(uint88).max) return;
         vm.prank(tenant);
-        uint256 vmId = vms.requestVm(provider, MANIFEST, r, 1);
+        uint256 vmId = vms.requestVm(provider, MANIFEST, r, expected, 1);
         assertEq(vms.getVm(vmId).pricePerSecond, expected, "recorded price");
     }
 

@@ -79,8 +79,8 @@ describe("policy:* and agent:* tasks against a JSON-RPC node", function () {
     const request = ok(await run<ProposeResult>("policy:propose", {
       account,
       to: "VmRegistry",
-      function: "requestVm(address,bytes32,(uint32,uint32,uint32),uint256)",
-      args: JSON.stringify([provider, "0x" + "ab".repeat(32), [8, 4096, 20], (10n * TOKEN).toString()]),
+      function: "requestVm(address,bytes32,(uint32,uint32,uint32),uint256,uint256)",
+      args: JSON.stringify([provider, "0x" + "ab".repeat(32), [8, 4096, 20], (10n ** 18n).toString(), (10n * TOKEN).toString()]),
       value: "0",
       recovery: false,
       from: "10",
