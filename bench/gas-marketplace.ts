@@ -21,8 +21,6 @@ import NovaCronModule from "../ignition/modules/NovaCron.ts";
 import { traceGas, type GasBreakdown } from "./gas-trace.ts";
 import type { CreditToken, ProviderRegistry, VmRegistry } from "../types/ethers-contracts/index.ts";
 
-/** The most the tenant pays per second: far above the bench providers' quotes. */
-const MAX_PRICE = 10n ** 18n;
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const GAS_JSON = path.join(ROOT, "bench/results/gas.json");
 const BENCHMARKS_MD = path.join(ROOT, "docs/BENCHMARKS.md");
@@ -51,6 +49,7 @@ const PRICES = { perVcpuSecond: 600_000_000_000_000n, perMemoryMiBSecond: 2_500_
 const VM = { vcpu: 1, memoryMiB: 128, diskGiB: 1 };
 const MANIFEST = "0x" + "ab".repeat(32);
 const DEPOSIT = 100n * TOKEN;
+/** The order's maximum price, and the most a direct request pays (twice the providers' quote for `VM`). */
 const MAX_PRICE = 2n * TOKEN / 1000n;
 const BID = TOKEN / 1000n;
 
@@ -136,7 +135,7 @@ async function otherOps(): Promise<Record<string, bigint>> {
 
   await own.requestVm(providerA!.address, MANIFEST, VM, MAX_PRICE, DEPOSIT);
   id = await vms.vmCount();
-  await record("migrateVm", own.migrateVm(id, providerB!.address, [], 0n, DEPOSIT));
+  await record("migrateVm", own.migrateVm(id, providerB!.address, [], MAX_PRICE, DEPOSIT));
   const newId = await vms.vmCount();
   await vms.connect(operatorB!).reportProvisioning(newId);
   await record("reportRunning (closes the migrated VM)", vms.connect(operatorB!).reportRunning(newId));
