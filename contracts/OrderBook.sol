@@ -5,7 +5,7 @@ import {IOrderBook} from "./interfaces/IOrderBook.sol";
 import {IVmRegistry} from "./interfaces/IVmRegistry.sol";
 
 /// @title OrderBook
-/// @notice Open orders and their bids, kept for one VmRegistry (which deploys it). See {IOrderBook}.
+/// @notice The bids and allowed regions of open orders, kept for one VmRegistry (which deploys it). See {IOrderBook}.
 /// @dev Every loop runs over at most MAX_BIDS bids or MAX_REGIONS regions.
 contract OrderBook is IOrderBook {
     /// @notice Bids that stand on one order at a time.
@@ -15,11 +15,9 @@ contract OrderBook is IOrderBook {
 
     address private immutable _vmRegistry;
 
-    /// @dev One slot: maxPricePerSecond (88) | biddingEndsAt (32) | bidCount (8).
-    mapping(uint256 vmId => Order) private _orders;
     /// @dev Allowed regions, zero-terminated (all zero: any region).
     mapping(uint256 vmId => bytes32[MAX_REGIONS]) private _regions;
-    /// @dev The standing bids in arrival order: `_bids[vmId][0 .. bidCount - 1]`, one slot each.
+    /// @dev The standing bids in arrival order, one slot each, followed by empty ones (a bid's provider is never zero).
     mapping(uint256 vmId => IVmRegistry.Bid[MAX_BIDS]) private _bids;
 
     constructor() {
@@ -32,10 +30,7 @@ contract OrderBook is IOrderBook {
     }
 
     /// @inheritdoc IOrderBook
-    function open(uint256 vmId, bytes32[] calldata regions_, uint88 maxPricePerSecond, uint32 biddingEndsAt)
-        external
-        onlyVmRegistry
-    {
+    function setRegions(uint256 vmId, bytes32[] calldata regions_) external onlyVmRegistry {
         uint256 count = regions_.length;
         if (count > MAX_REGIONS) revert IVmRegistry.VmRegistryInvalidRegions(count, MAX_REGIONS);
         bytes32[MAX_REGIONS] storage stored = _regions[vmId];
@@ -44,7 +39,6 @@ contract OrderBook is IOrderBook {
             if (region == 0) revert IVmRegistry.VmRegistryInvalidRegions(count, MAX_REGIONS);
             stored[i] = region;
         }
-        _orders[vmId] = Order(maxPricePerSecond, biddingEndsAt, 0);
     }
 
     /// @inheritdoc IOrderBook
@@ -53,43 +47,39 @@ contract OrderBook is IOrderBook {
         onlyVmRegistry
         returns (uint256 index, IVmRegistry.Bid memory evicted)
     {
-        Order storage order_ = _orders[vmId];
-        uint32 endsAt = order_.biddingEndsAt;
-        if (block.timestamp >= endsAt) revert IVmRegistry.VmRegistryBiddingClosed(vmId, endsAt);
-        uint256 maxPrice = order_.maxPricePerSecond;
-        if (pricePerSecond > maxPrice) revert IVmRegistry.VmRegistryBidAboveMax(vmId, pricePerSecond, maxPrice);
         if (!_regionAllowed(vmId, region)) revert IVmRegistry.VmRegistryRegionNotAllowed(vmId, region);
-
         IVmRegistry.Bid[MAX_BIDS] storage list = _bids[vmId];
-        uint256 count = order_.bidCount;
-        // The highest standing bid, the latest of them on a tie: the one a full order gives up.
+        // One pass: the number of standing bids, a duplicate, and the highest bid (the latest of them on a tie),
+        // the one a full order gives up.
+        uint256 count;
         uint256 highest;
-        for (uint256 i; i < count; ++i) {
-            IVmRegistry.Bid storage standing = list[i];
-            if (standing.provider == provider) revert IVmRegistry.VmRegistryAlreadyBid(vmId, provider);
-            if (standing.pricePerSecond >= list[highest].pricePerSecond) highest = i;
+        uint256 highestPrice;
+        for (; count < MAX_BIDS; ++count) {
+            IVmRegistry.Bid storage standing = list[count];
+            address bidder = standing.provider;
+            if (bidder == address(0)) break;
+            if (bidder == provider) revert IVmRegistry.VmRegistryAlreadyBid(vmId, provider);
+            uint256 price = standing.pricePerSecond;
+            if (price >= highestPrice) (highest, highestPrice) = (count, price);
         }
         if (count == MAX_BIDS) {
-            evicted = list[highest];
-            if (pricePerSecond >= evicted.pricePerSecond) {
-                revert IVmRegistry.VmRegistryBidNotLowEnough(vmId, pricePerSecond, evicted.pricePerSecond);
+            if (pricePerSecond >= highestPrice) {
+                revert IVmRegistry.VmRegistryBidNotLowEnough(vmId, pricePerSecond, highestPrice);
             }
+            evicted = list[highest];
             // Close the gap so the list keeps its arrival order; the new bid goes last.
-            for (uint256 i = highest + 1; i < count; ++i) {
+            for (uint256 i = highest + 1; i < MAX_BIDS; ++i) {
                 list[i - 1] = list[i];
             }
             --count;
         }
-        // `pricePerSecond <= maxPrice`, a uint88; `count < MAX_BIDS`.
+        // The VmRegistry checked `pricePerSecond` against the order's maximum, a uint88.
         list[count] = IVmRegistry.Bid(provider, uint88(pricePerSecond));
-        order_.bidCount = uint8(count + 1);
         index = count;
     }
 
     /// @inheritdoc IOrderBook
-    function bestBid(uint256 vmId) external view returns (uint256 index, IVmRegistry.Bid[] memory all) {
-        uint32 endsAt = _orders[vmId].biddingEndsAt;
-        if (block.timestamp < endsAt) revert IVmRegistry.VmRegistryBiddingOpen(vmId, endsAt);
+    function lowestBid(uint256 vmId) external view returns (uint256 index, IVmRegistry.Bid[] memory all) {
         all = _bidsOf(vmId);
         uint256 count = all.length;
         if (count == 0) revert IVmRegistry.VmRegistryNoValidBid(vmId);
@@ -116,18 +106,14 @@ contract OrderBook is IOrderBook {
     }
 
     /// @inheritdoc IOrderBook
-    function order(uint256 vmId) external view returns (Order memory) {
-        return _orders[vmId];
-    }
-
-    /// @inheritdoc IOrderBook
     function vmRegistry() external view returns (address) {
         return _vmRegistry;
     }
 
     function _bidsOf(uint256 vmId) private view returns (IVmRegistry.Bid[] memory list) {
-        uint256 count = _orders[vmId].bidCount;
         IVmRegistry.Bid[MAX_BIDS] storage stored = _bids[vmId];
+        uint256 count;
+        while (count < MAX_BIDS && stored[count].provider != address(0)) ++count;
         list = new IVmRegistry.Bid[](count);
         for (uint256 i; i < count; ++i) {
             list[i] = stored[i];

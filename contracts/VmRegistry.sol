@@ -14,8 +14,8 @@ import {Resources} from "./types/Resources.sol";
 import {Vm} from "./types/Vm.sol";
 
 /// @title VmRegistry
-/// @notice The marketplace's lifecycle: direct requests and open orders (kept in the {OrderBook} this registry
-/// deploys), leases, streaming escrow with a platform fee ({Billing}), top-ups, suspension with a grace period,
+/// @notice The marketplace's lifecycle: direct requests and open orders (their bids and regions kept in the
+/// {OrderBook} this registry deploys), leases, streaming escrow with a platform fee ({Billing}), top-ups, suspension with a grace period,
 /// provisioning deadlines with slashing, provider exit with notice and migration.
 /// @dev A Running VM's debt moves to the provider's earnings and the fees whenever the VM is touched, and a debt
 /// that empties the balance suspends the VM at the second the money ran out. Once a VM is terminal its `balance`
@@ -199,6 +199,10 @@ contract VmRegistry is IVmRegistry {
     function bid(uint256 vmId, uint256 pricePerSecond) external {
         Vm storage vm = _existingVm(vmId);
         _expectState(vmId, vm, VmState.Bidding);
+        uint32 endsAt = vm.biddingEndsAt;
+        if (block.timestamp >= endsAt) revert VmRegistryBiddingClosed(vmId, endsAt);
+        uint256 maxPrice = vm.maxPricePerSecond;
+        if (pricePerSecond > maxPrice) revert VmRegistryBidAboveMax(vmId, pricePerSecond, maxPrice);
         address provider = _registry.providerOfOperator(msg.sender);
         if (provider == address(0)) revert VmRegistryNotAnOperator(msg.sender);
         Resources memory resources = _resourcesOf(vm);
@@ -283,7 +287,9 @@ contract VmRegistry is IVmRegistry {
     function award(uint256 vmId) external {
         Vm storage vm = _existingVm(vmId);
         _expectState(vmId, vm, VmState.Bidding);
-        (uint256 index, Bid[] memory bids) = _orderBook.bestBid(vmId);
+        uint32 endsAt = vm.biddingEndsAt;
+        if (block.timestamp < endsAt) revert VmRegistryBiddingOpen(vmId, endsAt);
+        (uint256 index, Bid[] memory bids) = _orderBook.lowestBid(vmId);
         _award(vmId, vm, bids, index);
     }
 
@@ -364,10 +370,10 @@ contract VmRegistry is IVmRegistry {
         view_.balance = terminal ? 0 : balanceLeft;
         view_.refunded = terminal ? vm.balance : 0;
         if (state == VmState.Bidding) {
-            IOrderBook.Order memory order = _orderBook.order(vmId);
-            view_.pricePerSecond = order.maxPricePerSecond;
-            view_.biddingEndsAt = order.biddingEndsAt;
-            view_.bidCount = order.bidCount;
+            view_.pricePerSecond = vm.maxPricePerSecond;
+            view_.biddingEndsAt = vm.biddingEndsAt;
+            // At most MAX_BIDS.
+            view_.bidCount = uint8(_orderBook.bids(vmId).length);
         } else {
             view_.feeBps = vm.feeBps;
             view_.fee = Billing.feeOf(billed, vm.feeBps);
@@ -464,6 +470,8 @@ contract VmRegistry is IVmRegistry {
         vm.state = VmState.Requested;
         vm.feeBps = config.feeBps;
         vm.migrationPending = migration;
+        // A stated maximum above uint88 is kept as uint88's maximum: no price (a uint88, cast above) exceeds either.
+        vm.maxPricePerSecond = uint88(maxPricePerSecond < type(uint88).max ? maxPricePerSecond : type(uint88).max);
         vm.provisioningDeadline = uint32(block.timestamp + config.provisioningTimeout);
 
         emit VmRequested(vmId, msg.sender, provider, manifestDigest, resources, price, deposit);
@@ -483,10 +491,13 @@ contract VmRegistry is IVmRegistry {
         _checkRequest(manifestDigest, resources, deposit);
         uint32 biddingEndsAt = uint32(block.timestamp + _config.bidWindow);
         vmId = _newVm(manifestDigest, resources, deposit);
-        _orderBook.open(vmId, regions, maxPricePerSecond.toUint88(), biddingEndsAt);
+        // No call to the order book for an order that allows every region.
+        if (regions.length != 0) _orderBook.setRegions(vmId, regions);
         Vm storage vm = _vms[vmId];
         vm.state = VmState.Bidding;
         vm.migrationPending = migration;
+        vm.maxPricePerSecond = maxPricePerSecond.toUint88();
+        vm.biddingEndsAt = biddingEndsAt;
 
         emit VmOrderOpened(
             vmId, msg.sender, address(0), manifestDigest, resources, regions, maxPricePerSecond, deposit, biddingEndsAt

@@ -3,8 +3,8 @@ pragma solidity 0.8.30;
 
 import {VmState} from "../interfaces/IVmRegistry.sol";
 
-/// @notice One VM as the VmRegistry stores it. Every field means one thing in every state; an open order's own
-/// data (maximum price, bid window, regions, bids) lives in the OrderBook.
+/// @notice One VM as the VmRegistry stores it. Every field means one thing in every state; an open order's bids and
+/// allowed regions live in the OrderBook.
 /// @dev Five slots. Slot 2 is the billing slot: a settlement reads and writes it alone.
 struct Vm {
     // slot 0: owner (160) | vcpu (32) | memoryMiB (32) | diskGiB (32)
@@ -36,7 +36,12 @@ struct Vm {
     bool migrationPending;
     // slot 3
     bytes32 manifestDigest;
-    // slot 4: provisioningDeadline (32) | reclaimAt (32) | failureReason (8)
+    // slot 4: maxPricePerSecond (88) | biddingEndsAt (32) | provisioningDeadline (32) | reclaimAt (32) |
+    // failureReason (8)
+    /// The most the owner pays per second, as it stated in the request or the order: the lease price never exceeds it.
+    uint88 maxPricePerSecond;
+    /// The end of an open order's bid window; zero for a direct request.
+    uint32 biddingEndsAt;
     /// The last second the provider may report the leased VM Provisioning or Running; zero before the lease.
     uint32 provisioningDeadline;
     /// The second billing stops for a reclaimed lease; zero unless `reclaimed`.

@@ -57,7 +57,7 @@ const marketTasks = [
     ID,
     ["provider", "Target provider (default: an open order)"],
     ["regions", "Open order: allowed regions"],
-    ["maxPrice", "Open order: highest price, wei per second"],
+    ["maxPrice", "Highest price, wei per second: the open order's maximum, or the most --provider may charge (default: its current quote)"],
     ["deposit", "NCC for the new lease (default 100)"],
     SENDER,
   ], async () => (await market()).vmMigrate),

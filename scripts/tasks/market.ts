@@ -149,8 +149,18 @@ export async function vmMigrate(args: Args, hre: HardhatRuntimeEnvironment) {
     const vmId = parseVmId(args["id"]);
     const deposit = parseTokens(args["deposit"] ?? "100", "--deposit");
     const provider = args["provider"] === undefined ? "0x0000000000000000000000000000000000000000" : await resolveAddress(s.ethers, args["provider"], "--provider");
-    const maxPrice = parseInteger(args["maxPrice"] ?? "0", "--max-price");
     const signer = await ownerSigner(s, vmId, args["from"]);
+    let maxPrice: bigint;
+    if (args["maxPrice"] !== undefined) {
+      maxPrice = parseInteger(args["maxPrice"], "--max-price");
+    } else if (args["provider"] !== undefined) {
+      // A named provider's price is bounded too: without --max-price, its quote read just before sending.
+      const vm = await s.vmRegistry.getVm(vmId);
+      [, , maxPrice] = await s.providerRegistry.quote(provider, vm.resources);
+      console.log(`Max price: ${maxPrice} wei/s (the provider's current quote; --max-price to allow more)`);
+    } else {
+      maxPrice = 0n;
+    }
     await ensureAllowance(s.creditToken, signer, s.addresses.vmRegistry, deposit);
     const r = await send(s, `migrateVm(${vmId})`, await s.vmRegistry.connect(signer).migrateVm(vmId, provider, parseRegions(args["regions"]), maxPrice, deposit));
     const newVmId = r.events.find((e) => e.name === "VmMigrationRequested")?.args["newVmId"] as bigint;

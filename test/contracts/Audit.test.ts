@@ -301,4 +301,66 @@ describe("Audit (issue 9): marketplace", function () {
       await expect(f.vms.connect(f.tenant).migrateVm(x, owner2.address, [], P, D)).to.emit(f.vms, "VmMigrationRequested");
     });
   });
+
+  describe("the order book and the slash budget", function () {
+    it("a full order evicts the latest of its highest bids, keeps arrival order, and the evicted provider may bid again lower", async function () {
+      const id = await openOrder(f);
+      const owners: Account[] = [];
+      const operators: Account[] = [];
+      for (let i = 0; i < 8; i++) {
+        const [owner, operator] = await throwaway(f);
+        await f.vms.connect(operator).bid(id, i === 2 || i === 5 ? 2n * P : P);
+        owners.push(owner);
+        operators.push(operator);
+      }
+      await expect(f.vms.connect(f.operator).bid(id, P))
+        .to.emit(f.vms, "VmBidEvicted")
+        .withArgs(id, f.tenant.address, owners[5]!.address, 2n * P);
+      const listed = (await f.vms.getBids(id)).map((b) => b.provider);
+      expect(listed).to.deep.equal([...owners.slice(0, 5), ...owners.slice(6), f.provider].map((o) => o.address));
+      await expect(f.vms.connect(operators[5]!).bid(id, P - 1n))
+        .to.emit(f.vms, "VmBidPlaced")
+        .withArgs(id, f.tenant.address, owners[5]!.address, P - 1n, 7n);
+      expect((await f.vms.getVm(id)).bidCount).to.equal(8n);
+    });
+
+    it("only its VmRegistry writes to the OrderBook", async function () {
+      const book = await ethers.getContractAt("OrderBook", await f.vms.orderBook());
+      expect(await book.vmRegistry()).to.equal(await f.vms.getAddress());
+      await expect(book.connect(f.stranger).setRegions(1n, [EU]))
+        .to.be.revertedWithCustomError(book, "OrderBookNotVmRegistry")
+        .withArgs(f.stranger.address);
+      await expect(book.connect(f.stranger).place(1n, f.stranger.address, 1n, REGION))
+        .to.be.revertedWithCustomError(book, "OrderBookNotVmRegistry")
+        .withArgs(f.stranger.address);
+      const id = await openOrder(f, [EU], 2n * P);
+      expect(await book.regions(id)).to.deep.equal([EU]);
+      expect(await book.bids(id)).to.deep.equal([]);
+      await expect(book.lowestBid(id)).to.be.revertedWithCustomError(f.vms, "VmRegistryNoValidBid").withArgs(id);
+    });
+
+    it("migrateVm to a named provider bounds its regions like an order", async function () {
+      const id = await request(f);
+      await f.vms.connect(f.operator).reportRunning(id);
+      const five = [EU, US, EU, US, EU];
+      await expect(f.vms.connect(f.tenant).migrateVm(id, f.provider.address, five, P, D))
+        .to.be.revertedWithCustomError(f.vms, "VmRegistryInvalidRegions")
+        .withArgs(5n, 4n);
+    });
+
+    it("a provider with nothing leased may move region; slashBudget reports the budget left and the period's end", async function () {
+      await f.providers.connect(f.provider).updateOffer(US, CAPACITY, PRICES, "");
+      expect((await f.providers.getProvider(f.provider.address)).region).to.equal(US);
+      const budget = (MIN_STAKE * SLASH_BPS) / BPS;
+      expect(await f.providers.slashBudget(f.provider.address)).to.deep.equal([budget, 0n]);
+      const big = 100_000n * 10n ** 18n;
+      const id = await request(f, { deposit: big });
+      await time.increase(PROVISIONING_TIMEOUT + 1n);
+      const tx = await f.vms.expireVm(id);
+      const t = BigInt((await tx.getBlock())!.timestamp);
+      expect(await f.providers.slashBudget(f.provider.address)).to.deep.equal([0n, t + THAW_PERIOD]);
+      await time.increaseTo(t + THAW_PERIOD);
+      expect(await f.providers.slashBudget(f.provider.address)).to.deep.equal([((MIN_STAKE - budget) * SLASH_BPS) / BPS, 0n]);
+    });
+  });
 });
