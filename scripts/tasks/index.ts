@@ -49,7 +49,7 @@ const marketTasks = [
     SENDER,
   ], async () => (await market()).orderOpen),
   simpleTask("order:bid", "Bid on an open order as a provider's operator", [ID, ["price", "NCC wei per second (required)"], SENDER], async () => (await market()).orderBid),
-  simpleTask("order:award", "After the bid window: lease the order to the lowest valid bid (anyone)", [ID, SENDER], async () => (await market()).orderAward),
+  simpleTask("order:award", "After the bid window: lease the order to the lowest bid, the earliest on a tie (anyone)", [ID, SENDER], async () => (await market()).orderAward),
   simpleTask("order:accept", "Owner: lease the order to bid --index now", [ID, ["index", "Bid index (default 0)"], SENDER], async () => (await market()).orderAccept),
   simpleTask("order:cancel", "Owner: cancel an order that was not awarded, for a full refund", [ID, SENDER], async () => (await market()).orderCancel),
   simpleTask("vm:topup", "Owner: add to a VM's deposit (revives a Suspended VM within its grace period)", [ID, ["amount", "NCC to add (required)"], SENDER], async () => (await market()).vmTopUp),

@@ -100,7 +100,7 @@ export async function orderBid(args: Args, hre: HardhatRuntimeEnvironment) {
   });
 }
 
-/** order:award — anyone, after the bid window: lease to the lowest valid bid. */
+/** order:award — anyone, after the bid window: lease to the lowest bid (the losers get their capacity back). */
 export async function orderAward(args: Args, hre: HardhatRuntimeEnvironment) {
   return tx(hre, async (s) => {
     const vmId = parseVmId(args["id"]);
@@ -155,8 +155,9 @@ export async function vmMigrate(args: Args, hre: HardhatRuntimeEnvironment) {
       maxPrice = parseInteger(args["maxPrice"], "--max-price");
     } else if (args["provider"] !== undefined) {
       // A named provider's price is bounded too: without --max-price, its quote read just before sending.
-      const vm = await s.vmRegistry.getVm(vmId);
-      [, , maxPrice] = await s.providerRegistry.quote(provider, vm.resources);
+      const { vcpu, memoryMiB, diskGiB } = (await s.vmRegistry.getVm(vmId)).resources;
+      const quote = await s.providerRegistry.quote(provider, { vcpu, memoryMiB, diskGiB });
+      maxPrice = quote.pricePerSecond;
       console.log(`Max price: ${maxPrice} wei/s (the provider's current quote; --max-price to allow more)`);
     } else {
       maxPrice = 0n;

@@ -1,6 +1,7 @@
 import { expect } from "chai";
 import { network } from "hardhat";
 import type { Signer } from "ethers";
+import type { OrderBook } from "../../types/ethers-contracts/index.ts";
 import {
   BID_WINDOW,
   CAPACITY,
@@ -325,7 +326,7 @@ describe("Audit (issue 9): marketplace", function () {
     });
 
     it("only its VmRegistry writes to the OrderBook", async function () {
-      const book = await ethers.getContractAt("OrderBook", await f.vms.orderBook());
+      const book = (await ethers.getContractAt("OrderBook", await f.vms.orderBook())) as unknown as OrderBook;
       expect(await book.vmRegistry()).to.equal(await f.vms.getAddress());
       await expect(book.connect(f.stranger).setRegions(1n, [EU]))
         .to.be.revertedWithCustomError(book, "OrderBookNotVmRegistry")

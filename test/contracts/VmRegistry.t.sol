@@ -229,6 +229,31 @@ contract VmRegistryFuzzTest is VmRegistryTestBase {
 
     /// The quote is the per-dimension price times the amount, summed in uint256, and a request
     /// that fits records exactly that price.
+    /// Issue 9, finding 1: whatever the provider's price when the request runs, the lease is made at that price only if
+    /// it is at most the tenant's stated maximum, and no later price change moves it.
+    function testFuzz_request_neverLeasesAboveTheTenantsMax(uint64 price, uint256 maxPrice, uint64 later, uint256 run)
+        public
+    {
+        maxPrice = bound(maxPrice, 0, type(uint88).max);
+        _setPrice(price);
+        vm.prank(tenant);
+        if (price > maxPrice) {
+            vm.expectRevert(abi.encodeWithSelector(IVmRegistry.VmRegistryPriceAboveMax.selector, provider, price, maxPrice));
+            vms.requestVm(provider, MANIFEST, oneVcpu, maxPrice, 1e18);
+            return;
+        }
+        uint256 vmId = vms.requestVm(provider, MANIFEST, oneVcpu, maxPrice, 1e18);
+        _setPrice(later);
+        vm.prank(operator);
+        vms.reportRunning(vmId);
+        vm.warp(block.timestamp + bound(run, 0, 30 days));
+        vms.settle(vmId);
+        IVmRegistry.VmView memory v = vms.getVm(vmId);
+        assertEq(v.pricePerSecond, price, "leased at the price the request ran at");
+        assertLe(v.pricePerSecond, maxPrice, "never above the tenant's max");
+        assertLe(v.paid, maxPrice * bound(run, 0, 30 days), "never billed above max x running time");
+    }
+
     function testFuzz_quote_matchesPrices(
         uint64 perVcpu,
         uint64 perMemory,
