@@ -50,9 +50,16 @@ contract ProviderRegistry is IProviderRegistry {
     address private immutable _governance;
     address private immutable _deployer;
 
+    /// @dev What slashes took from one provider in its current slash period. One slot: slashed (128) | startedAt (40).
+    struct SlashPeriod {
+        uint128 slashed;
+        uint40 startedAt;
+    }
+
     IVmRegistry private _vmRegistry;
     Parameters private _parameters;
     mapping(address provider => Record) private _providers;
+    mapping(address provider => SlashPeriod) private _slashPeriods;
     mapping(address operator => address provider) private _providerOfOperator;
 
     constructor(IERC20 stakeToken_, address governance_, Parameters memory parameters_) {
@@ -128,6 +135,10 @@ contract ProviderRegistry is IProviderRegistry {
         _checkOffer(region, capacity);
         Record storage provider = _providers[msg.sender];
         Resources memory leased = _leasedOf(provider);
+        bytes32 current = provider.region;
+        if (region != current && (leased.vcpu != 0 || leased.memoryMiB != 0 || leased.diskGiB != 0)) {
+            revert ProviderRegistryRegionLocked(msg.sender, current, leased);
+        }
         if (capacity.vcpu < leased.vcpu || capacity.memoryMiB < leased.memoryMiB || capacity.diskGiB < leased.diskGiB) {
             revert ProviderRegistryCapacityBelowLeased(capacity, leased);
         }
@@ -207,22 +218,21 @@ contract ProviderRegistry is IProviderRegistry {
     }
 
     /// @inheritdoc IProviderRegistry
-    function slash(address provider, uint256 vmId, address tenant, address treasury)
+    function slash(address provider, uint256 vmId, address tenant, address treasury, uint256 leaseValue)
         external
         onlyVmRegistry
         returns (uint256 amount, uint256 toTenant)
     {
         Record storage record = _providers[provider];
-        uint256 stake = record.stake;
-        uint256 unstaking = record.unstaking;
-        // Both are uint128 and slashBps <= 10_000: no overflow.
-        amount = (stake + unstaking) * _parameters.slashBps / BPS;
+        amount = _chargeSlashBudget(record, _slashPeriods[provider], leaseValue);
         if (amount == 0) return (0, 0);
+        uint256 stake = record.stake;
         if (amount <= stake) {
             record.stake = uint128(stake - amount);
         } else {
             record.stake = 0;
-            record.unstaking = uint128(unstaking - (amount - stake));
+            // `amount <= (stake + unstaking) / 2`: no underflow.
+            record.unstaking = uint128(record.unstaking - (amount - stake));
         }
         toTenant = amount / 2;
         emit ProviderSlashed(provider, vmId, tenant, amount, toTenant, treasury);
@@ -305,6 +315,16 @@ contract ProviderRegistry is IProviderRegistry {
     }
 
     /// @inheritdoc IProviderRegistry
+    function slashBudget(address provider) external view returns (uint256 remaining, uint64 periodEndsAt) {
+        Record storage record = _providers[provider];
+        SlashPeriod storage period = _slashPeriods[provider];
+        uint256 slashed = _slashedInPeriod(period);
+        if (slashed != 0) periodEndsAt = uint64(period.startedAt) + _parameters.thawPeriod;
+        uint256 budget = (uint256(record.stake) + record.unstaking + slashed) * _parameters.slashBps / BPS;
+        remaining = budget > slashed ? budget - slashed : 0;
+    }
+
+    /// @inheritdoc IProviderRegistry
     function parameters() external view returns (Parameters memory) {
         return _parameters;
     }
@@ -351,6 +371,32 @@ contract ProviderRegistry is IProviderRegistry {
             resources.vcpu > available.vcpu || resources.memoryMiB > available.memoryMiB
                 || resources.diskGiB > available.diskGiB
         ) return (LeaseStatus.ExceedsCapacity, region, available);
+    }
+
+    /// @dev The slash for a failed lease worth `leaseValue`: `min(leaseValue * slashBps / BPS, budget left)`,
+    /// charged to the provider's slash period (the first slash of a period starts it).
+    function _chargeSlashBudget(Record storage record, SlashPeriod storage period, uint256 leaseValue)
+        private
+        returns (uint256 amount)
+    {
+        uint256 slashBps = _parameters.slashBps;
+        uint256 slashed = _slashedInPeriod(period);
+        // What was at stake when the period began (plus stake added since): slashes took only `slashed` from it.
+        // All uint128 and slashBps <= MAX_SLASH_BPS: no overflow.
+        uint256 budget = (uint256(record.stake) + record.unstaking + slashed) * slashBps / BPS;
+        uint256 left = budget > slashed ? budget - slashed : 0;
+        amount = leaseValue * slashBps / BPS;
+        if (amount > left) amount = left;
+        if (amount == 0) return 0;
+        if (slashed == 0) period.startedAt = uint40(block.timestamp);
+        // `slashed + amount <= budget <= (stake + unstaking + slashed) / 2` fits a uint128.
+        period.slashed = uint128(slashed + amount);
+    }
+
+    /// @dev What slashes took in the period still running (zero once it is over: the next slash starts a new one).
+    function _slashedInPeriod(SlashPeriod storage period) private view returns (uint256) {
+        if (block.timestamp >= uint256(period.startedAt) + _parameters.thawPeriod) return 0;
+        return period.slashed;
     }
 
     function _setCapacity(Record storage record, Resources calldata capacity) private {

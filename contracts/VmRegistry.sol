@@ -5,74 +5,36 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {IOrderBook} from "./interfaces/IOrderBook.sol";
 import {IProviderRegistry, LeaseStatus} from "./interfaces/IProviderRegistry.sol";
 import {IVmRegistry, VmState} from "./interfaces/IVmRegistry.sol";
+import {Billing} from "./libraries/Billing.sol";
+import {OrderBook} from "./OrderBook.sol";
 import {Resources} from "./types/Resources.sol";
+import {Vm} from "./types/Vm.sol";
 
 /// @title VmRegistry
-/// @notice The marketplace: direct requests and open orders with bids, leases, streaming escrow with a platform
-/// fee, top-ups, suspension with a grace period, provisioning deadlines with slashing, provider exit with notice
-/// and migration.
-/// @dev Billing is derived, not pushed: a Running VM owes `(min(now, reclaimAt) - lastSettledAt) * price`, capped
-/// by its balance; that debt moves to the provider's earnings and the fees whenever the VM is touched, and a debt
-/// that empties the balance suspends the VM at the second the money ran out. The fee is derived too:
-/// `fee = billed * feeBps / 10_000` (rounded down) of the VM's cumulative billing `billed = deposit - balance`,
-/// so every settlement charges `fee(billedAfter) - fee(billedBefore)` and no fee total is stored.
-/// Once a VM is terminal its `balance` field keeps the amount refunded, so `billed = deposit - balance` holds in
-/// every state.
+/// @notice The marketplace's lifecycle: direct requests and open orders (their bids and regions kept in the
+/// {OrderBook} this registry deploys), leases, streaming escrow with a platform fee ({Billing}), top-ups, suspension with a grace period,
+/// provisioning deadlines with slashing, provider exit with notice and migration.
+/// @dev A Running VM's debt moves to the provider's earnings and the fees whenever the VM is touched, and a debt
+/// that empties the balance suspends the VM at the second the money ran out. Once a VM is terminal its `balance`
+/// keeps the amount refunded, so `billed = deposit - balance` holds in every state.
 contract VmRegistry is IVmRegistry {
     using SafeERC20 for IERC20;
     using SafeCast for uint256;
+    using Billing for Vm;
 
-    /// @notice Bids one open order can take.
+    /// @notice Bids that stand on one open order at a time.
     uint256 public constant MAX_BIDS = 8;
-    /// @notice Regions one open order can allow.
+    /// @notice Regions one open order (or one migration to a named provider) can allow.
     uint256 public constant MAX_REGIONS = 4;
     /// @notice Highest platform fee governance can set (10%).
     uint16 public constant MAX_FEE_BPS = 1_000;
     uint32 public constant MIN_WINDOW = 1 minutes;
     uint32 public constant MAX_WINDOW = 30 days;
-    uint256 private constant BPS = 10_000;
-
-    uint8 private constant FLAG_RECLAIMED = 1;
-    uint8 private constant FLAG_MIGRATION = 2;
-    /// @dev Opened as an order: until FLAG_AWARDED, slot 1 holds the first bid (see {Vm}).
-    uint8 private constant FLAG_ORDER = 4;
-    /// @dev The order was leased; bits 4..6 of `flags` hold the winning bid's index.
-    uint8 private constant FLAG_AWARDED = 8;
-    uint8 private constant WINNER_SHIFT = 4;
-
-    /// @dev Four slots, written once at request time; later transitions rewrite slot 2 (and slot 1 on award).
-    struct Vm {
-        // slot 0: owner (160) | vcpu (32) | memoryMiB (32) | diskGiB (32)
-        address owner;
-        uint32 vcpu;
-        uint32 memoryMiB;
-        uint32 diskGiB;
-        // slot 1: provider (160) | deposit (96)
-        // An order (FLAG_ORDER) that was never leased (no FLAG_AWARDED: Bidding, or cancelled) keeps its first bid
-        // here instead: provider = the bidder, deposit = its price (a uint88). Its provider is then zero and its
-        // deposit equals `balance` (nothing is billed before a lease); read both through `_providerOf` and
-        // `_depositOf`. On lease, slot 1 becomes (provider, deposit) and the first bid moves to the winner's place in
-        // `_bids` (unless it is the winner: the winner's bid is (provider, pricePerSecond)). So one bid costs no slot
-        // beyond the record's own, and an order with no bid leaves slot 1 zero until it is leased.
-        address provider;
-        uint96 deposit;
-        // slot 2: pricePerSecond (88) | balance (96) | stamp (32) | state (8) | failureReason (8) | aux (16) | flags (8)
-        // (`stamp` is a uint32 of seconds: good until the year 2106.)
-        // `pricePerSecond` is the maximum price while Bidding. `stamp` is the bid window end while Bidding, the
-        // provisioning deadline in Requested/Provisioning, the suspension time in Suspended and the last settled
-        // second otherwise. `aux` is the number of bids while Bidding and the fee in basis points once leased.
-        uint88 pricePerSecond;
-        uint96 balance;
-        uint32 stamp;
-        VmState state;
-        uint8 failureReason;
-        uint16 aux;
-        uint8 flags;
-        // slot 3
-        bytes32 manifestDigest;
-    }
+    /// @notice Shortest grace period and exit notice governance can set.
+    uint32 public constant MIN_NOTICE = 1 hours;
 
     /// @dev One slot, read by every settlement; the treasury lives apart because only fee withdrawals read it.
     struct Config {
@@ -86,39 +48,40 @@ contract VmRegistry is IVmRegistry {
 
     IERC20 private immutable _token;
     IProviderRegistry private immutable _registry;
+    IOrderBook private immutable _orderBook;
     address private immutable _governance;
 
     Config private _config;
     address private _treasury;
     /// @dev `_vmCount` and `_fees` share a slot, so accruing the first fee after a withdrawal does not write a
     /// zero slot (the count is non-zero once any VM exists). A uint64 count and uint192 fees are far beyond any
-    /// reachable value (fees are bounded by the tokens escrowed here); the additions stay checked, so they revert, never wrap.
-    /// (Declared in this order: a uint64 first would pack with `_treasury` instead.)
+    /// reachable value (fees are bounded by the tokens escrowed here); the additions stay checked, so they revert,
+    /// never wrap. (Declared in this order: a uint64 first would pack with `_treasury` instead.)
     uint192 private _fees;
     uint64 private _vmCount;
     mapping(uint256 vmId => Vm) private _vms;
     mapping(address provider => uint256) private _earnings;
-    /// @dev Bids 1.. of an order (bid 0 lives in the record, see {Vm}): bid i is at index i - 1.
-    mapping(uint256 vmId => Bid[MAX_BIDS - 1]) private _bids;
-    mapping(uint256 vmId => bytes32[MAX_REGIONS]) private _regions;
-    mapping(uint256 vmId => uint32) private _reclaimAt;
     mapping(uint256 newVmId => uint256 oldVmId) private _migratedFrom;
 
     constructor(IERC20 token, IProviderRegistry registry, address governance_, Parameters memory parameters_) {
         _token = token;
         _registry = registry;
         _governance = governance_;
+        _orderBook = new OrderBook();
         _setParameters(parameters_);
     }
 
     // ---------------------------------------------------------------- tenant
 
     /// @inheritdoc IVmRegistry
-    function requestVm(address provider, bytes32 manifestDigest, Resources calldata resources, uint256 deposit)
-        external
-        returns (uint256)
-    {
-        return _request(provider, manifestDigest, resources, deposit, 0);
+    function requestVm(
+        address provider,
+        bytes32 manifestDigest,
+        Resources calldata resources,
+        uint256 maxPricePerSecond,
+        uint256 deposit
+    ) external returns (uint256 vmId) {
+        (vmId,) = _request(provider, manifestDigest, resources, maxPricePerSecond, deposit, false);
     }
 
     /// @inheritdoc IVmRegistry
@@ -126,16 +89,17 @@ contract VmRegistry is IVmRegistry {
         address provider,
         bytes32 manifestDigest,
         Resources calldata resources,
+        uint256 maxPricePerSecond,
         uint256 deposit,
         uint256 permitDeadline,
         uint8 v,
         bytes32 r,
         bytes32 s
-    ) external returns (uint256) {
+    ) external returns (uint256 vmId) {
         // A front-runner may have submitted the same permit already; the allowance is then in place,
         // and the transfer below still fails if it is not.
         try IERC20Permit(address(_token)).permit(msg.sender, address(this), deposit, permitDeadline, v, r, s) {} catch {}
-        return _request(provider, manifestDigest, resources, deposit, 0);
+        (vmId,) = _request(provider, manifestDigest, resources, maxPricePerSecond, deposit, false);
     }
 
     /// @inheritdoc IVmRegistry
@@ -146,24 +110,17 @@ contract VmRegistry is IVmRegistry {
         uint256 maxPricePerSecond,
         uint256 deposit
     ) external returns (uint256) {
-        return _openOrder(manifestDigest, resources, regions, maxPricePerSecond, deposit, 0);
+        return _openOrder(manifestDigest, resources, regions, maxPricePerSecond, deposit, false);
     }
 
     /// @inheritdoc IVmRegistry
     function acceptBid(uint256 vmId, uint256 index) external {
         Vm storage vm = _ownedVm(vmId);
         _expectState(vmId, vm, VmState.Bidding);
-        uint256 count = vm.aux;
+        Bid[] memory bids = _orderBook.bids(vmId);
+        uint256 count = bids.length;
         if (index >= count) revert VmRegistryUnknownBid(vmId, index, count);
-        Bid memory chosen = _bidAt(vmId, vm, index);
-        (LeaseStatus status, bytes32 region, Resources memory available) =
-            _registry.tryLease(chosen.provider, _resourcesOf(vm));
-        _requireLeased(status, chosen.provider, vm, available);
-        if (!_regionAllowed(vmId, region)) {
-            _registry.release(chosen.provider, _resourcesOf(vm));
-            revert VmRegistryRegionNotAllowed(vmId, region);
-        }
-        _lease(vmId, vm, chosen.provider, chosen.pricePerSecond, index);
+        _award(vmId, vm, bids, index);
     }
 
     /// @inheritdoc IVmRegistry
@@ -174,14 +131,13 @@ contract VmRegistry is IVmRegistry {
         VmState state = vm.state;
         if (_isTerminal(state)) revert VmRegistryUnexpectedState(vmId, state);
         if (state == VmState.Suspended) {
-            uint64 graceEndsAt = uint64(vm.stamp) + _config.gracePeriod;
+            uint64 graceEndsAt = uint64(vm.settledAt) + _config.gracePeriod;
             if (block.timestamp >= graceEndsAt) revert VmRegistryGraceExpired(vmId, graceEndsAt);
         }
         uint256 balance = vm.balance + amount;
         vm.balance = balance.toUint96();
-        // An open order's deposit is its balance (slot 1 holds its first bid).
-        if (!_holdsFirstBid(vm)) vm.deposit = (vm.deposit + amount).toUint96();
-        emit VmToppedUp(vmId, vm.owner, _providerOf(vm), amount, balance);
+        vm.deposit = (vm.deposit + amount).toUint96();
+        emit VmToppedUp(vmId, vm.owner, vm.provider, amount, balance);
         if (state == VmState.Suspended) _transition(vmId, vm, VmState.Starting, 0);
         _token.safeTransferFrom(msg.sender, address(this), amount);
     }
@@ -198,14 +154,18 @@ contract VmRegistry is IVmRegistry {
         _settle(vmId, vm, true);
         VmState state = vm.state;
         if (_isTerminal(state) || state == VmState.Bidding) revert VmRegistryUnexpectedState(vmId, state);
+        if (vm.migrationPending) revert VmRegistryMigrationPending(vmId, _migratedFrom[vmId]);
         newVmId = _vmCount + 1;
         emit VmMigrationRequested(vmId, vm.owner, vm.provider, newVmId);
         _migratedFrom[newVmId] = vmId;
         Resources memory resources = _resourcesOf(vm);
         if (provider == address(0)) {
-            _openOrder(vm.manifestDigest, resources, regions, maxPricePerSecond, deposit, FLAG_MIGRATION);
+            _openOrder(vm.manifestDigest, resources, regions, maxPricePerSecond, deposit, true);
         } else {
-            _request(provider, vm.manifestDigest, resources, deposit, FLAG_MIGRATION);
+            uint256 regionCount = regions.length;
+            if (regionCount > MAX_REGIONS) revert VmRegistryInvalidRegions(regionCount, MAX_REGIONS);
+            (, bytes32 region) = _request(provider, vm.manifestDigest, resources, maxPricePerSecond, deposit, true);
+            if (regionCount != 0 && !_contains(regions, region)) revert VmRegistryRegionNotAllowed(vmId, region);
         }
     }
 
@@ -229,6 +189,7 @@ contract VmRegistry is IVmRegistry {
         Vm storage vm = _ownedVm(vmId);
         VmState state = vm.state;
         if (_isTerminal(state)) revert VmRegistryUnexpectedState(vmId, state);
+        if (state == VmState.Bidding) _releaseBids(vm, _orderBook.bids(vmId), type(uint256).max);
         _close(vmId, vm, VmState.Terminated, 0);
     }
 
@@ -238,42 +199,30 @@ contract VmRegistry is IVmRegistry {
     function bid(uint256 vmId, uint256 pricePerSecond) external {
         Vm storage vm = _existingVm(vmId);
         _expectState(vmId, vm, VmState.Bidding);
-        uint32 endsAt = vm.stamp;
+        uint32 endsAt = vm.biddingEndsAt;
         if (block.timestamp >= endsAt) revert VmRegistryBiddingClosed(vmId, endsAt);
-        uint256 maxPrice = vm.pricePerSecond;
+        uint256 maxPrice = vm.maxPricePerSecond;
         if (pricePerSecond > maxPrice) revert VmRegistryBidAboveMax(vmId, pricePerSecond, maxPrice);
-        // One registry call: the caller's provider and whether it could take the lease.
-        (address provider, LeaseStatus status, bytes32 region, Resources memory available) =
-            _registry.operatorLeaseStatus(msg.sender, _resourcesOf(vm));
+        address provider = _registry.providerOfOperator(msg.sender);
         if (provider == address(0)) revert VmRegistryNotAnOperator(msg.sender);
-        uint256 count = vm.aux;
-        if (count == MAX_BIDS) revert VmRegistryTooManyBids(vmId, MAX_BIDS);
-        Bid[MAX_BIDS - 1] storage bids = _bids[vmId];
-        if (count != 0) {
-            if (vm.provider == provider) revert VmRegistryAlreadyBid(vmId, provider);
-            for (uint256 i = 1; i < count; ++i) {
-                if (bids[i - 1].provider == provider) revert VmRegistryAlreadyBid(vmId, provider);
-            }
+        Resources memory resources = _resourcesOf(vm);
+        // A bid is binding: the capacity is reserved now and returned only when the bid leaves.
+        bytes32 region = _lease(provider, resources);
+        (uint256 index, Bid memory evicted) = _orderBook.place(vmId, provider, pricePerSecond, region);
+        address owner = vm.owner;
+        if (evicted.provider != address(0)) {
+            _registry.release(evicted.provider, resources);
+            emit VmBidEvicted(vmId, owner, evicted.provider, evicted.pricePerSecond);
         }
-        _requireLeased(status, provider, vm, available);
-        if (!_regionAllowed(vmId, region)) revert VmRegistryRegionNotAllowed(vmId, region);
-
-        // `pricePerSecond <= maxPrice`, a uint88; `count < MAX_BIDS`.
-        if (count == 0) {
-            // The first bid lives in the record's slot 1 (see {Vm}).
-            vm.provider = provider;
-            vm.deposit = uint96(pricePerSecond);
-        } else {
-            bids[count - 1] = Bid(provider, uint88(pricePerSecond));
-        }
-        vm.aux = uint16(count + 1);
-        emit VmBidPlaced(vmId, vm.owner, provider, pricePerSecond, uint8(count));
+        // `index < MAX_BIDS`.
+        emit VmBidPlaced(vmId, owner, provider, pricePerSecond, uint8(index));
     }
 
     /// @inheritdoc IVmRegistry
     function reportProvisioning(uint256 vmId) external {
         Vm storage vm = _operatedVm(vmId);
         _expectState(vmId, vm, VmState.Requested);
+        _checkDeadline(vmId, vm);
         _transition(vmId, vm, VmState.Provisioning, 0);
     }
 
@@ -282,13 +231,15 @@ contract VmRegistry is IVmRegistry {
         Vm storage vm = _operatedVm(vmId);
         VmState state = vm.state;
         // Requested -> Running directly is allowed: a provider that provisions fast need not report Provisioning.
-        if (state != VmState.Provisioning && state != VmState.Starting && state != VmState.Requested) {
+        if (state == VmState.Requested || state == VmState.Provisioning) {
+            _checkDeadline(vmId, vm);
+        } else if (state != VmState.Starting) {
             revert VmRegistryUnexpectedState(vmId, state);
         }
-        vm.stamp = uint32(block.timestamp);
+        vm.settledAt = uint32(block.timestamp);
         _transition(vmId, vm, VmState.Running, 0);
-        if (vm.flags & FLAG_MIGRATION != 0) {
-            vm.flags &= ~FLAG_MIGRATION;
+        if (vm.migrationPending) {
+            vm.migrationPending = false;
             uint256 oldId = _migratedFrom[vmId];
             Vm storage old = _vms[oldId];
             if (!_isTerminal(old.state)) {
@@ -304,6 +255,7 @@ contract VmRegistry is IVmRegistry {
         if (reason == 0) revert VmRegistryMissingFailureReason(vmId);
         VmState state = vm.state;
         if (state == VmState.Stopped || _isTerminal(state)) revert VmRegistryUnexpectedState(vmId, state);
+        if (state == VmState.Requested || state == VmState.Provisioning) _checkDeadline(vmId, vm);
         _close(vmId, vm, VmState.Failed, reason);
     }
 
@@ -312,11 +264,11 @@ contract VmRegistry is IVmRegistry {
         Vm storage vm = _operatedVm(vmId);
         VmState state = vm.state;
         if (_isTerminal(state)) revert VmRegistryUnexpectedState(vmId, state);
-        if (vm.flags & FLAG_RECLAIMED != 0) revert VmRegistryAlreadyReclaimed(vmId, _reclaimAt[vmId]);
+        if (vm.reclaimed) revert VmRegistryAlreadyReclaimed(vmId, vm.reclaimAt);
         _settle(vmId, vm, true);
         uint32 reclaimAt = uint32(block.timestamp + _config.exitNotice);
-        _reclaimAt[vmId] = reclaimAt;
-        vm.flags |= FLAG_RECLAIMED;
+        vm.reclaimAt = reclaimAt;
+        vm.reclaimed = true;
         emit VmReclaimAnnounced(vmId, vm.owner, vm.provider, reclaimAt);
     }
 
@@ -335,34 +287,10 @@ contract VmRegistry is IVmRegistry {
     function award(uint256 vmId) external {
         Vm storage vm = _existingVm(vmId);
         _expectState(vmId, vm, VmState.Bidding);
-        uint32 endsAt = vm.stamp;
+        uint32 endsAt = vm.biddingEndsAt;
         if (block.timestamp < endsAt) revert VmRegistryBiddingOpen(vmId, endsAt);
-        uint256 count = vm.aux;
-        Bid[] memory list = new Bid[](count);
-        for (uint256 i; i < count; ++i) {
-            list[i] = _bidAt(vmId, vm, i);
-        }
-        Resources memory resources = _resourcesOf(vm);
-        // At most MAX_BIDS rounds of a MAX_BIDS scan: the cheapest untried bid (earliest on a tie) is tried next.
-        uint256 tried;
-        for (uint256 round; round < count; ++round) {
-            uint256 best = type(uint256).max;
-            for (uint256 i; i < count; ++i) {
-                if (tried & (1 << i) != 0) continue;
-                if (best == type(uint256).max || list[i].pricePerSecond < list[best].pricePerSecond) best = i;
-            }
-            tried |= 1 << best;
-            Bid memory candidate = list[best];
-            (LeaseStatus status, bytes32 region,) = _registry.tryLease(candidate.provider, resources);
-            if (status != LeaseStatus.Ok) continue;
-            if (!_regionAllowed(vmId, region)) {
-                _registry.release(candidate.provider, resources);
-                continue;
-            }
-            _lease(vmId, vm, candidate.provider, candidate.pricePerSecond, best);
-            return;
-        }
-        revert VmRegistryNoValidBid(vmId);
+        (uint256 index, Bid[] memory bids) = _orderBook.lowestBid(vmId);
+        _award(vmId, vm, bids, index);
     }
 
     /// @inheritdoc IVmRegistry
@@ -370,13 +298,14 @@ contract VmRegistry is IVmRegistry {
         Vm storage vm = _existingVm(vmId);
         VmState state = vm.state;
         if (state != VmState.Requested && state != VmState.Provisioning) revert VmRegistryUnexpectedState(vmId, state);
-        uint32 deadline = vm.stamp;
+        uint32 deadline = vm.provisioningDeadline;
         if (block.timestamp <= deadline) revert VmRegistryDeadlineNotPassed(vmId, deadline);
         address owner = vm.owner;
         address provider = vm.provider;
-        // Nothing was billed before Running, so `_close` refunds the whole balance.
+        // Nothing was billed before Running, so `_close` refunds the whole deposit: the lease's value.
+        uint256 leaseValue = vm.deposit;
         _close(vmId, vm, VmState.Terminated, 0);
-        (uint256 slashed, uint256 toTenant) = _registry.slash(provider, vmId, owner, _treasury);
+        (uint256 slashed, uint256 toTenant) = _registry.slash(provider, vmId, owner, _treasury, leaseValue);
         emit VmExpired(vmId, owner, provider, slashed, toTenant);
     }
 
@@ -387,10 +316,10 @@ contract VmRegistry is IVmRegistry {
         VmState state = vm.state;
         uint64 closableAt;
         if (state == VmState.Suspended) {
-            closableAt = uint64(vm.stamp) + _config.gracePeriod;
+            closableAt = uint64(vm.settledAt) + _config.gracePeriod;
         }
-        if (vm.flags & FLAG_RECLAIMED != 0 && !_isTerminal(state)) {
-            uint64 reclaimAt = _reclaimAt[vmId];
+        if (vm.reclaimed && !_isTerminal(state)) {
+            uint64 reclaimAt = vm.reclaimAt;
             if (closableAt == 0 || reclaimAt < closableAt) closableAt = reclaimAt;
         }
         if (closableAt == 0 || block.timestamp < closableAt) revert VmRegistryNotClosable(vmId, state, closableAt);
@@ -425,15 +354,14 @@ contract VmRegistry is IVmRegistry {
     /// @inheritdoc IVmRegistry
     function getVm(uint256 vmId) external view returns (VmView memory view_) {
         Vm storage vm = _existingVm(vmId);
-        (uint256 due, uint32 stamp, bool exhausted) = _billing(vmId, vm);
+        (uint256 due, uint32 settledAt, bool exhausted) = vm.owed(block.timestamp);
         VmState state = exhausted ? VmState.Suspended : vm.state;
         bool terminal = _isTerminal(state);
+        uint256 deposit = vm.deposit;
         uint256 balanceLeft = vm.balance - due;
-        uint256 deposit = _depositOf(vm);
         uint256 billed = deposit - balanceLeft;
-        if (terminal) billed = deposit - vm.balance;
         view_.owner = vm.owner;
-        view_.provider = _providerOf(vm);
+        view_.provider = vm.provider;
         view_.state = state;
         view_.resources = _resourcesOf(vm);
         view_.manifestDigest = vm.manifestDigest;
@@ -442,43 +370,38 @@ contract VmRegistry is IVmRegistry {
         view_.balance = terminal ? 0 : balanceLeft;
         view_.refunded = terminal ? vm.balance : 0;
         if (state == VmState.Bidding) {
-            view_.biddingEndsAt = vm.stamp;
-            view_.bidCount = uint8(vm.aux);
+            view_.pricePerSecond = vm.maxPricePerSecond;
+            view_.biddingEndsAt = vm.biddingEndsAt;
+            // At most MAX_BIDS.
+            view_.bidCount = uint8(_orderBook.bids(vmId).length);
         } else {
-            view_.feeBps = vm.aux;
-            view_.fee = billed * vm.aux / BPS;
+            view_.feeBps = vm.feeBps;
+            view_.fee = Billing.feeOf(billed, vm.feeBps);
         }
         view_.paid = billed - view_.fee;
-        if (state == VmState.Requested || state == VmState.Provisioning) view_.provisioningDeadline = stamp;
-        else if (state == VmState.Suspended) view_.suspendedAt = stamp;
+        if (state == VmState.Requested || state == VmState.Provisioning) {
+            view_.provisioningDeadline = vm.provisioningDeadline;
+        } else if (state == VmState.Suspended) {
+            view_.suspendedAt = settledAt;
+        }
         if (state != VmState.Bidding && state != VmState.Requested && state != VmState.Provisioning) {
-            view_.lastSettledAt = stamp;
+            view_.lastSettledAt = settledAt;
         }
         view_.failureReason = vm.failureReason;
-        if (vm.flags & FLAG_RECLAIMED != 0) view_.reclaimAt = _reclaimAt[vmId];
+        view_.reclaimAt = vm.reclaimAt;
         view_.migratedFrom = _migratedFrom[vmId];
     }
 
     /// @inheritdoc IVmRegistry
-    function getBids(uint256 vmId) external view returns (Bid[] memory bids) {
-        Vm storage vm = _existingVm(vmId);
-        uint256 count = _countBids(vmId, vm);
-        bids = new Bid[](count);
-        for (uint256 i; i < count; ++i) {
-            bids[i] = _bidAt(vmId, vm, i);
-        }
+    function getBids(uint256 vmId) external view returns (Bid[] memory) {
+        _existingVm(vmId);
+        return _orderBook.bids(vmId);
     }
 
     /// @inheritdoc IVmRegistry
-    function getRegions(uint256 vmId) external view returns (bytes32[] memory regions) {
+    function getRegions(uint256 vmId) external view returns (bytes32[] memory) {
         _existingVm(vmId);
-        bytes32[MAX_REGIONS] storage stored = _regions[vmId];
-        uint256 count;
-        while (count < MAX_REGIONS && stored[count] != 0) ++count;
-        regions = new bytes32[](count);
-        for (uint256 i; i < count; ++i) {
-            regions[i] = stored[i];
-        }
+        return _orderBook.regions(vmId);
     }
 
     /// @inheritdoc IVmRegistry
@@ -507,6 +430,11 @@ contract VmRegistry is IVmRegistry {
     }
 
     /// @inheritdoc IVmRegistry
+    function orderBook() external view returns (address) {
+        return address(_orderBook);
+    }
+
+    /// @inheritdoc IVmRegistry
     function governance() external view returns (address) {
         return _governance;
     }
@@ -519,37 +447,32 @@ contract VmRegistry is IVmRegistry {
 
     // -------------------------------------------------------------- internal
 
-    /// @dev Emits {VmRequested} and {VmStateChanged}.
+    /// @dev Leases `provider`'s capacity at its current price, refusing a price above `maxPricePerSecond`.
+    /// Emits {VmRequested} and {VmStateChanged}. Returns the new id and the provider's region.
     function _request(
         address provider,
         bytes32 manifestDigest,
         Resources memory resources,
+        uint256 maxPricePerSecond,
         uint256 deposit,
-        uint8 flags
-    ) private returns (uint256 vmId) {
+        bool migration
+    ) private returns (uint256 vmId, bytes32 region) {
         _checkRequest(manifestDigest, resources, deposit);
         (,, uint256 price) = _registry.quote(provider, resources);
-        (LeaseStatus status,, Resources memory available) = _registry.tryLease(provider, resources);
-        if (status == LeaseStatus.NotRegistered) revert VmRegistryUnknownProvider(provider);
-        if (status == LeaseStatus.ExceedsCapacity) revert VmRegistryExceedsCapacity(provider, resources, available);
-        if (status == LeaseStatus.StakeTooLow) revert VmRegistryProviderStakeTooLow(provider);
+        region = _lease(provider, resources);
+        if (price > maxPricePerSecond) revert VmRegistryPriceAboveMax(provider, price, maxPricePerSecond);
 
         Config memory config = _config;
-        vmId = ++_vmCount;
+        vmId = _newVm(manifestDigest, resources, deposit);
         Vm storage vm = _vms[vmId];
-        vm.owner = msg.sender;
-        vm.vcpu = resources.vcpu;
-        vm.memoryMiB = resources.memoryMiB;
-        vm.diskGiB = resources.diskGiB;
         vm.provider = provider;
-        vm.deposit = deposit.toUint96();
         vm.pricePerSecond = price.toUint88();
-        vm.balance = uint96(deposit);
-        vm.stamp = uint32(block.timestamp + config.provisioningTimeout);
         vm.state = VmState.Requested;
-        vm.aux = config.feeBps;
-        vm.flags = flags;
-        vm.manifestDigest = manifestDigest;
+        vm.feeBps = config.feeBps;
+        vm.migrationPending = migration;
+        // A stated maximum above uint88 is kept as uint88's maximum: no price (a uint88, cast above) exceeds either.
+        vm.maxPricePerSecond = uint88(maxPricePerSecond < type(uint88).max ? maxPricePerSecond : type(uint88).max);
+        vm.provisioningDeadline = uint32(block.timestamp + config.provisioningTimeout);
 
         emit VmRequested(vmId, msg.sender, provider, manifestDigest, resources, price, deposit);
         emit VmStateChanged(vmId, msg.sender, provider, VmState.None, VmState.Requested, 0);
@@ -563,37 +486,41 @@ contract VmRegistry is IVmRegistry {
         bytes32[] calldata regions,
         uint256 maxPricePerSecond,
         uint256 deposit,
-        uint8 flags
+        bool migration
     ) private returns (uint256 vmId) {
         _checkRequest(manifestDigest, resources, deposit);
-        uint256 regionCount = regions.length;
-        if (regionCount > MAX_REGIONS) revert VmRegistryInvalidRegions(regionCount, MAX_REGIONS);
-        vmId = ++_vmCount;
-        for (uint256 i; i < regionCount; ++i) {
-            bytes32 region = regions[i];
-            if (region == 0) revert VmRegistryInvalidRegions(regionCount, MAX_REGIONS);
-            _regions[vmId][i] = region;
-        }
         uint32 biddingEndsAt = uint32(block.timestamp + _config.bidWindow);
+        vmId = _newVm(manifestDigest, resources, deposit);
+        // No call to the order book for an order that allows every region.
+        if (regions.length != 0) _orderBook.setRegions(vmId, regions);
         Vm storage vm = _vms[vmId];
-        vm.owner = msg.sender;
-        vm.vcpu = resources.vcpu;
-        vm.memoryMiB = resources.memoryMiB;
-        vm.diskGiB = resources.diskGiB;
-        // Slot 1 stays zero until the first bid (see {Vm}): the deposit is the balance until the lease.
-        uint96 balance = deposit.toUint96();
-        vm.pricePerSecond = maxPricePerSecond.toUint88();
-        vm.balance = balance;
-        vm.stamp = biddingEndsAt;
         vm.state = VmState.Bidding;
-        vm.flags = flags | FLAG_ORDER;
-        vm.manifestDigest = manifestDigest;
+        vm.migrationPending = migration;
+        vm.maxPricePerSecond = maxPricePerSecond.toUint88();
+        vm.biddingEndsAt = biddingEndsAt;
 
         emit VmOrderOpened(
             vmId, msg.sender, address(0), manifestDigest, resources, regions, maxPricePerSecond, deposit, biddingEndsAt
         );
         emit VmStateChanged(vmId, msg.sender, address(0), VmState.None, VmState.Bidding, 0);
         _token.safeTransferFrom(msg.sender, address(this), deposit);
+    }
+
+    /// @dev Writes what every new VM has: its owner, resources, manifest and deposit. Returns its id.
+    function _newVm(bytes32 manifestDigest, Resources memory resources, uint256 deposit)
+        private
+        returns (uint256 vmId)
+    {
+        vmId = ++_vmCount;
+        Vm storage vm = _vms[vmId];
+        vm.owner = msg.sender;
+        vm.vcpu = resources.vcpu;
+        vm.memoryMiB = resources.memoryMiB;
+        vm.diskGiB = resources.diskGiB;
+        uint96 amount = deposit.toUint96();
+        vm.deposit = amount;
+        vm.balance = amount;
+        vm.manifestDigest = manifestDigest;
     }
 
     function _checkRequest(bytes32 manifestDigest, Resources memory resources, uint256 deposit) private pure {
@@ -604,45 +531,52 @@ contract VmRegistry is IVmRegistry {
         if (manifestDigest == bytes32(0)) revert VmRegistryEmptyManifest();
     }
 
-    /// @dev Leases an order whose capacity was just reserved. Emits {VmAwarded} and {VmStateChanged}.
-    function _lease(uint256 vmId, Vm storage vm, address provider, uint88 price, uint256 index) private {
-        Config memory config = _config;
-        uint32 deadline = uint32(block.timestamp + config.provisioningTimeout);
-        // Slot 1 held the first bid (see {Vm}): it moves to the winner's place unless it won.
-        if (index != 0) _bids[vmId][index - 1] = Bid(vm.provider, uint88(vm.deposit));
-        vm.provider = provider;
-        // Nothing is billed before a lease: the deposit is the balance.
-        vm.deposit = vm.balance;
-        vm.pricePerSecond = price;
-        vm.stamp = deadline;
-        vm.state = VmState.Requested;
-        vm.aux = config.feeBps;
-        // `index < MAX_BIDS` (8) fits bits 4..6.
-        vm.flags |= FLAG_AWARDED | uint8(index << WINNER_SHIFT);
-        address owner = vm.owner;
-        emit VmAwarded(vmId, owner, provider, price, deadline);
-        emit VmStateChanged(vmId, owner, provider, VmState.Bidding, VmState.Requested, 0);
-    }
-
-    function _requireLeased(LeaseStatus status, address provider, Vm storage vm, Resources memory available)
-        private
-        view
-    {
+    /// @dev Reserves `resources` of `provider`'s capacity or reverts with why it cannot. Returns its region.
+    function _lease(address provider, Resources memory resources) private returns (bytes32 region) {
+        LeaseStatus status;
+        Resources memory available;
+        (status, region, available) = _registry.tryLease(provider, resources);
         if (status == LeaseStatus.NotRegistered) revert VmRegistryUnknownProvider(provider);
         if (status == LeaseStatus.StakeTooLow) revert VmRegistryProviderStakeTooLow(provider);
-        if (status == LeaseStatus.ExceedsCapacity) {
-            revert VmRegistryExceedsCapacity(provider, _resourcesOf(vm), available);
+        if (status == LeaseStatus.ExceedsCapacity) revert VmRegistryExceedsCapacity(provider, resources, available);
+    }
+
+    /// @dev Leases order `vmId` to `bids[winner]` (whose capacity its bid reserved) and releases the other bids.
+    /// Emits {VmAwarded} and {VmStateChanged}.
+    function _award(uint256 vmId, Vm storage vm, Bid[] memory bids, uint256 winner) private {
+        _releaseBids(vm, bids, winner);
+        Bid memory chosen = bids[winner];
+        Config memory config = _config;
+        uint32 deadline = uint32(block.timestamp + config.provisioningTimeout);
+        vm.provider = chosen.provider;
+        vm.pricePerSecond = chosen.pricePerSecond;
+        vm.state = VmState.Requested;
+        vm.feeBps = config.feeBps;
+        vm.provisioningDeadline = deadline;
+        address owner = vm.owner;
+        emit VmAwarded(vmId, owner, chosen.provider, chosen.pricePerSecond, deadline);
+        emit VmStateChanged(vmId, owner, chosen.provider, VmState.Bidding, VmState.Requested, 0);
+    }
+
+    /// @dev Releases the capacity every bid but `keep` reserved (at most MAX_BIDS calls).
+    function _releaseBids(Vm storage vm, Bid[] memory bids, uint256 keep) private {
+        uint256 count = bids.length;
+        if (count == 0) return;
+        Resources memory resources = _resourcesOf(vm);
+        for (uint256 i; i < count; ++i) {
+            if (i != keep) _registry.release(bids[i].provider, resources);
         }
     }
 
-    function _regionAllowed(uint256 vmId, bytes32 region) private view returns (bool) {
-        bytes32[MAX_REGIONS] storage allowed = _regions[vmId];
-        bytes32 first = allowed[0];
-        if (first == 0 || first == region) return true;
-        for (uint256 i = 1; i < MAX_REGIONS; ++i) {
-            bytes32 r = allowed[i];
-            if (r == 0) return false;
-            if (r == region) return true;
+    /// @dev Reverts once the provisioning deadline of a VM still being provisioned has passed.
+    function _checkDeadline(uint256 vmId, Vm storage vm) private view {
+        uint32 deadline = vm.provisioningDeadline;
+        if (block.timestamp > deadline) revert VmRegistryDeadlinePassed(vmId, deadline);
+    }
+
+    function _contains(bytes32[] calldata list, bytes32 value) private pure returns (bool) {
+        for (uint256 i; i < list.length; ++i) {
+            if (list[i] == value) return true;
         }
         return false;
     }
@@ -652,12 +586,9 @@ contract VmRegistry is IVmRegistry {
     function _close(uint256 vmId, Vm storage vm, VmState terminal, uint8 reason) private {
         // No low-balance warning for a VM that is ending (and no read of the horizon).
         _settle(vmId, vm, false);
-        VmState from = vm.state;
-        // A VM that never ran keeps no deadline: a terminal VM's stamp is the second it was last settled.
-        if (from == VmState.Bidding || from == VmState.Requested || from == VmState.Provisioning) vm.stamp = 0;
         uint256 refund = vm.balance;
-        address provider = _providerOf(vm);
-        _transition(vmId, vm, provider, terminal, reason);
+        address provider = vm.provider;
+        _transition(vmId, vm, terminal, reason);
         if (provider != address(0)) _registry.release(provider, _resourcesOf(vm));
         if (refund != 0) {
             emit VmRefunded(vmId, vm.owner, provider, refund);
@@ -670,20 +601,10 @@ contract VmRegistry is IVmRegistry {
     /// when `warn` and the balance left lasts less than the warning horizon.
     function _settle(uint256 vmId, Vm storage vm, bool warn) private {
         if (vm.state != VmState.Running) return;
-        (uint256 due, uint32 stamp, bool exhausted) = _billing(vmId, vm);
-        vm.stamp = stamp;
-        uint256 balance = vm.balance;
-        // `due` is capped by `balance`, a uint96.
-        uint256 balanceLeft;
-        unchecked {
-            balanceLeft = balance - due;
-        }
+        (uint256 due, uint256 fee, bool exhausted) = vm.settle(block.timestamp);
+        uint256 balanceLeft = vm.balance;
         if (due != 0) {
-            vm.balance = uint96(balanceLeft);
             address provider = vm.provider;
-            uint256 billedBefore = vm.deposit - balance;
-            uint256 feeBps = vm.aux;
-            uint256 fee = (billedBefore + due) * feeBps / BPS - billedBefore * feeBps / BPS;
             _earnings[provider] += due - fee;
             // `fee <= due <= balance`, a uint96.
             if (fee != 0) _fees += uint192(fee);
@@ -700,40 +621,12 @@ contract VmRegistry is IVmRegistry {
         }
     }
 
-    /// @dev What a Running VM owes now, the `stamp` a settlement would store and whether the deposit ran out
-    /// (the stamp is then the second it did). Billing stops at the reclaim time of a reclaimed lease.
-    function _billing(uint256 vmId, Vm storage vm) private view returns (uint256 due, uint32 stamp, bool exhausted) {
-        stamp = vm.stamp;
-        if (vm.state != VmState.Running) return (0, stamp, false);
-        uint256 end = block.timestamp;
-        if (vm.flags & FLAG_RECLAIMED != 0) {
-            uint256 reclaimAt = _reclaimAt[vmId];
-            if (reclaimAt < end) end = reclaimAt;
-        }
-        if (end <= stamp) return (0, stamp, false);
-        uint256 price = vm.pricePerSecond;
-        uint256 balance = vm.balance;
-        // A uint32 span times a uint88 price cannot overflow.
-        uint256 owed = (end - stamp) * price;
-        if (price != 0 && owed >= balance) {
-            // The second the money ran out: ceil(balance / price) after the last settlement, never after `end`.
-            return (balance, uint32(stamp + (balance + price - 1) / price), true);
-        }
-        return (owed, uint32(end), false);
-    }
-
-    /// @dev Emits {VmStateChanged}.
-    /// Only for a VM that is leased or a direct request (slot 1 is its provider); `_close` passes the provider.
+    /// @dev Emits {VmStateChanged} with the VM's provider indexed.
     function _transition(uint256 vmId, Vm storage vm, VmState to, uint8 reason) private {
-        _transition(vmId, vm, vm.provider, to, reason);
-    }
-
-    /// @dev Emits {VmStateChanged} with `provider` indexed.
-    function _transition(uint256 vmId, Vm storage vm, address provider, VmState to, uint8 reason) private {
         VmState from = vm.state;
         vm.state = to;
         if (reason != 0) vm.failureReason = reason;
-        emit VmStateChanged(vmId, vm.owner, provider, from, to, reason);
+        emit VmStateChanged(vmId, vm.owner, vm.provider, from, to, reason);
     }
 
     /// @dev Emits {ParametersChanged}.
@@ -742,9 +635,9 @@ contract VmRegistry is IVmRegistry {
         if (p.feeBps > MAX_FEE_BPS) revert VmRegistryInvalidParameter("feeBps", p.feeBps, 0, MAX_FEE_BPS);
         _checkWindow("bidWindow", p.bidWindow, MIN_WINDOW);
         _checkWindow("provisioningTimeout", p.provisioningTimeout, MIN_WINDOW);
-        _checkWindow("gracePeriod", p.gracePeriod, 1 hours);
+        _checkWindow("gracePeriod", p.gracePeriod, MIN_NOTICE);
         _checkWindow("lowBalanceHorizon", p.lowBalanceHorizon, 0);
-        _checkWindow("exitNotice", p.exitNotice, 1 hours);
+        _checkWindow("exitNotice", p.exitNotice, MIN_NOTICE);
         _treasury = p.treasury;
         _config = Config(p.feeBps, p.bidWindow, p.provisioningTimeout, p.gracePeriod, p.lowBalanceHorizon, p.exitNotice);
         emit ParametersChanged(p);
@@ -752,43 +645,6 @@ contract VmRegistry is IVmRegistry {
 
     function _checkWindow(bytes32 name, uint32 value, uint32 min) private pure {
         if (value < min || value > MAX_WINDOW) revert VmRegistryInvalidParameter(name, value, min, MAX_WINDOW);
-    }
-
-    /// @dev Bids ever placed on order `vmId` (0 for a direct request).
-    function _countBids(uint256 vmId, Vm storage vm) private view returns (uint256 count) {
-        uint8 flags = vm.flags;
-        if (flags & FLAG_ORDER == 0) return 0;
-        if (flags & FLAG_AWARDED == 0 && vm.provider == address(0)) return 0;
-        Bid[MAX_BIDS - 1] storage bids = _bids[vmId];
-        count = 1;
-        while (count < MAX_BIDS && bids[count - 1].provider != address(0)) ++count;
-    }
-
-    /// @dev Bid `index` (< the bid count) of order `vmId`, wherever it is stored (see {Vm}).
-    function _bidAt(uint256 vmId, Vm storage vm, uint256 index) private view returns (Bid memory) {
-        uint8 flags = vm.flags;
-        if (flags & FLAG_AWARDED == 0) {
-            return index == 0 ? Bid(vm.provider, uint88(vm.deposit)) : _bids[vmId][index - 1];
-        }
-        uint256 winner = (flags >> WINNER_SHIFT) & 7;
-        if (index == winner) return Bid(vm.provider, vm.pricePerSecond);
-        // The first bid moved to the winner's place.
-        return _bids[vmId][(index == 0 ? winner : index) - 1];
-    }
-
-    /// @dev Whether slot 1 holds the first bid of an order never leased rather than (provider, deposit).
-    function _holdsFirstBid(Vm storage vm) private view returns (bool) {
-        return vm.flags & (FLAG_ORDER | FLAG_AWARDED) == FLAG_ORDER;
-    }
-
-    /// @dev The leased provider; zero for an order never leased.
-    function _providerOf(Vm storage vm) private view returns (address) {
-        return _holdsFirstBid(vm) ? address(0) : vm.provider;
-    }
-
-    /// @dev The deposit; an order never leased was never billed, so its deposit is its balance (see {Vm}).
-    function _depositOf(Vm storage vm) private view returns (uint256) {
-        return _holdsFirstBid(vm) ? vm.balance : vm.deposit;
     }
 
     function _resourcesOf(Vm storage vm) private view returns (Resources memory) {
@@ -811,7 +667,7 @@ contract VmRegistry is IVmRegistry {
 
     function _operatedVm(uint256 vmId) private view returns (Vm storage vm) {
         vm = _existingVm(vmId);
-        address operator = _registry.operatorOf(_providerOf(vm));
+        address operator = _registry.operatorOf(vm.provider);
         if (operator != msg.sender) revert VmRegistryNotOperator(vmId, msg.sender, operator);
     }
 

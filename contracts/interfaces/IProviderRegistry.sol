@@ -92,6 +92,9 @@ interface IProviderRegistry {
     error ProviderRegistryInvalidRegion();
     /// @notice An amount must be non-zero.
     error ProviderRegistryZeroAmount();
+    /// @notice `provider` holds leased or bid-reserved capacity (`leased`) in `region`: its region cannot change until
+    /// those leases and bids end (a standing bid must stay valid).
+    error ProviderRegistryRegionLocked(address provider, bytes32 region, Resources leased);
     /// @notice The new capacity is below what live leases hold.
     error ProviderRegistryCapacityBelowLeased(Resources capacity, Resources leased);
     /// @notice Unstaking `amount` is more than the active stake.
@@ -121,7 +124,9 @@ interface IProviderRegistry {
     /// @notice Replaces the caller's operator key. Emits a {ProviderOperatorChanged} event.
     function setOperator(address newOperator) external;
 
-    /// @notice Replaces the caller's offer; capacity may not drop below what is leased.
+    /// @notice Replaces the caller's offer; capacity may not drop below what is leased (live leases and standing bids),
+    /// and the region may not change while anything is leased ({ProviderRegistryRegionLocked}). New prices apply
+    /// to new requests and bids only: a lease keeps the price it was made at.
     /// Emits a {ProviderOfferUpdated} event.
     function updateOffer(bytes32 region, Resources calldata capacity, Prices calldata prices, string calldata metadataCid)
         external;
@@ -148,12 +153,19 @@ interface IProviderRegistry {
     /// @notice VM registry only: returns `resources` of a lease that ended to the provider's capacity.
     function release(address provider, Resources calldata resources) external;
 
-    /// @notice VM registry only: slashes `slashBps` of the provider's stake plus thawing stake (never more than
-    /// `MAX_SLASH_BPS`), sending half (rounded down) to `tenant` and the rest to `treasury`.
-    /// Emits a {ProviderSlashed} event.
-    function slash(address provider, uint256 vmId, address tenant, address treasury)
+    /// @notice VM registry only: slashes the provider for the failed lease `vmId` worth `leaseValue` (its deposit):
+    /// `amount = min(leaseValue * slashBps / BPS, budget left)`, where the budget is `slashBps` of what the provider
+    /// had at stake (active + thawing) when the slash period began, once per slash period (the thaw period, so a
+    /// provider can lose at most `slashBps` of its stake per thaw period). Taken from the active stake first, then
+    /// the thawing stake; half (rounded down) goes to `tenant` (never more than `leaseValue / 4`, since
+    /// `slashBps <= MAX_SLASH_BPS`), the rest to `treasury`. Emits a {ProviderSlashed} event when anything is taken.
+    function slash(address provider, uint256 vmId, address tenant, address treasury, uint256 leaseValue)
         external
         returns (uint256 amount, uint256 toTenant);
+
+    /// @notice What a slash of `provider` could still take in the current slash period, and when that period ends
+    /// (0: no period running; the next slash starts one with the full budget).
+    function slashBudget(address provider) external view returns (uint256 remaining, uint64 periodEndsAt);
 
     /// @notice Governance only: replaces the parameters (within bounds). Emits {ProviderParametersChanged}.
     function setParameters(Parameters calldata parameters) external;

@@ -101,6 +101,9 @@ interface IVmRegistry {
     event VmBidPlaced(
         uint256 indexed vmId, address indexed owner, address indexed provider, uint256 pricePerSecond, uint8 index
     );
+    /// @notice A full order took a lower bid: `provider`'s bid of `pricePerSecond` left it and its capacity reservation
+    /// was released.
+    event VmBidEvicted(uint256 indexed vmId, address indexed owner, address indexed provider, uint256 pricePerSecond);
     /// @notice Order `vmId` was leased to `provider` at `pricePerSecond`; it must run by `provisioningDeadline`.
     event VmAwarded(
         uint256 indexed vmId,
@@ -183,8 +186,15 @@ interface IVmRegistry {
     error VmRegistryBiddingClosed(uint256 vmId, uint64 biddingEndsAt);
     /// @notice The bid window of `vmId` is open until `biddingEndsAt`; only the owner may accept a bid before.
     error VmRegistryBiddingOpen(uint256 vmId, uint64 biddingEndsAt);
-    /// @notice Order `vmId` already has `max` bids.
-    error VmRegistryTooManyBids(uint256 vmId, uint256 max);
+    /// @notice Order `vmId` holds MAX_BIDS bids: a new bid must be strictly below the highest of them,
+    /// `highestPricePerSecond`, to enter (and evict it).
+    error VmRegistryBidNotLowEnough(uint256 vmId, uint256 pricePerSecond, uint256 highestPricePerSecond);
+    /// @notice `provider` quotes `pricePerSecond` for the request, above the tenant's `maxPricePerSecond`.
+    error VmRegistryPriceAboveMax(address provider, uint256 pricePerSecond, uint256 maxPricePerSecond);
+    /// @notice The provisioning deadline of `vmId` passed at `deadline`: only {expireVm} applies now.
+    error VmRegistryDeadlinePassed(uint256 vmId, uint64 deadline);
+    /// @notice `vmId` replaces `migratedFrom` and has not run yet: it cannot be migrated before it runs.
+    error VmRegistryMigrationPending(uint256 vmId, uint256 migratedFrom);
     /// @notice The bid is above the order's maximum price.
     error VmRegistryBidAboveMax(uint256 vmId, uint256 pricePerSecond, uint256 maxPricePerSecond);
     /// @notice `provider` already bid on `vmId`.
@@ -193,7 +203,7 @@ interface IVmRegistry {
     error VmRegistryRegionNotAllowed(uint256 vmId, bytes32 region);
     /// @notice `index` is not a bid of `vmId` (it has `count`).
     error VmRegistryUnknownBid(uint256 vmId, uint256 index, uint256 count);
-    /// @notice No bid of `vmId` can be leased now (none, or every bidder lost its stake, capacity or region).
+    /// @notice Order `vmId` has no bid.
     error VmRegistryNoValidBid(uint256 vmId);
     /// @notice An amount must be non-zero.
     error VmRegistryZeroAmount();
@@ -211,18 +221,25 @@ interface IVmRegistry {
     error VmRegistryInvalidParameter(bytes32 name, uint256 value, uint256 min, uint256 max);
 
     /// @notice Requests a VM from `provider`, pulling `deposit` tokens from the caller (approve first).
-    /// The provider must be staked and have room; its capacity is leased until the VM ends.
-    /// @dev Emits {VmRequested} and {VmStateChanged}.
+    /// The provider must be staked and have room; its capacity is leased until the VM ends. The lease is made at the
+    /// provider's price when the transaction runs, which must not exceed `maxPricePerSecond`; no later price change
+    /// touches it.
+    /// @dev Emits {VmRequested} and {VmStateChanged}. Reverts with {VmRegistryPriceAboveMax}.
     /// @return vmId The new VM's id; ids start at 1.
-    function requestVm(address provider, bytes32 manifestDigest, Resources calldata resources, uint256 deposit)
-        external
-        returns (uint256 vmId);
+    function requestVm(
+        address provider,
+        bytes32 manifestDigest,
+        Resources calldata resources,
+        uint256 maxPricePerSecond,
+        uint256 deposit
+    ) external returns (uint256 vmId);
 
     /// @notice {requestVm} with an EIP-2612 permit instead of a prior approval.
     function requestVmWithPermit(
         address provider,
         bytes32 manifestDigest,
         Resources calldata resources,
+        uint256 maxPricePerSecond,
         uint256 deposit,
         uint256 permitDeadline,
         uint8 v,
@@ -242,14 +259,19 @@ interface IVmRegistry {
     ) external returns (uint256 vmId);
 
     /// @notice Operator: bids `pricePerSecond` for the operator's provider on open order `vmId`. The provider must
-    /// be staked, in an allowed region and have room. At most MAX_BIDS bids, one per provider. Emits {VmBidPlaced}.
+    /// be staked, in an allowed region and have room. A bid is binding: the capacity is reserved until the bid
+    /// leaves (evicted, lost or cancelled), so the provider can neither shrink its capacity below it, unstake below
+    /// the minimum nor move region while it stands. At most MAX_BIDS bids stand, one per provider; a bid strictly
+    /// below the highest of a full order evicts it. Emits {VmBidPlaced} (and {VmBidEvicted}).
     function bid(uint256 vmId, uint256 pricePerSecond) external;
 
-    /// @notice Owner: leases the order to bid `index` now, even before the window ends.
+    /// @notice Owner: leases the order to bid `index` now, even before the window ends; the other bidders'
+    /// reservations are released.
     /// @dev Emits {VmAwarded} and {VmStateChanged}.
     function acceptBid(uint256 vmId, uint256 index) external;
 
-    /// @notice Anyone, after the bid window: leases the order to the lowest valid bid (tie: the earliest).
+    /// @notice Anyone, after the bid window: leases the order to the lowest bid (tie: the earliest); the losers'
+    /// reservations are released. A standing bid cannot be made invalid, so a bidder cannot steer the result.
     /// @dev Emits {VmAwarded} and {VmStateChanged}.
     function award(uint256 vmId) external;
 
@@ -259,6 +281,9 @@ interface IVmRegistry {
 
     /// @notice Owner: opens a replacement VM with the same manifest and resources, at `provider` or (when zero) as
     /// an open order; the old VM is closed and settled when the replacement is reported Running.
+    /// `maxPricePerSecond` bounds the named provider's price as in {requestVm} (or is the order's maximum), and a
+    /// non-empty `regions` must contain the named provider's region. A replacement that has not run yet cannot be
+    /// migrated itself ({VmRegistryMigrationPending}), so a chain never leaves an older VM open.
     /// @dev Emits {VmMigrationRequested} and the events of {requestVm} or {openOrder}.
     function migrateVm(
         uint256 vmId,
@@ -269,13 +294,16 @@ interface IVmRegistry {
     ) external returns (uint256 newVmId);
 
     /// @notice Operator: the provider has accepted the VM and is provisioning it (Requested -> Provisioning).
+    /// Not after the provisioning deadline ({VmRegistryDeadlinePassed}).
     function reportProvisioning(uint256 vmId) external;
 
     /// @notice Operator: the workload runs (Requested, Provisioning or Starting -> Running); billing starts now.
-    /// The first Running report of a migration closes the VM it replaces.
+    /// The first Running report of a migration closes the VM it replaces. A leased VM must be reported by its
+    /// provisioning deadline ({VmRegistryDeadlinePassed}); after it, only {expireVm} applies.
     function reportRunning(uint256 vmId) external;
 
     /// @notice Operator: the VM failed with `reason` (non-zero); billing is settled and the rest refunded.
+    /// A VM still being provisioned can be failed only by its deadline (a provider cannot escape {expireVm}'s slash).
     function reportFailed(uint256 vmId, uint8 reason) external;
 
     /// @notice Operator: announces the provider will reclaim the lease after the exit notice; billing stops then.
@@ -293,7 +321,8 @@ interface IVmRegistry {
     function terminateVm(uint256 vmId) external;
 
     /// @notice Anyone: a leased VM not reported Running by its provisioning deadline is terminated, its deposit
-    /// refunded in full, and the provider slashed (see {IProviderRegistry-slash}). Emits {VmExpired}.
+    /// refunded in full, and the provider slashed in proportion to the deposit, within its per-period budget
+    /// (see {IProviderRegistry-slash}). Emits {VmExpired}.
     function expireVm(uint256 vmId) external;
 
     /// @notice Anyone: closes a Suspended VM after its grace period, or a reclaimed VM after its notice.
@@ -314,7 +343,7 @@ interface IVmRegistry {
     /// @notice The VM with billing settled up to the current block (a view; nothing is written).
     function getVm(uint256 vmId) external view returns (VmView memory);
 
-    /// @notice The bids on order `vmId`, in arrival order.
+    /// @notice The standing bids on order `vmId` (kept after the award or a cancel), in arrival order.
     function getBids(uint256 vmId) external view returns (Bid[] memory);
 
     /// @notice The allowed regions of order `vmId` (empty: any).
@@ -334,6 +363,9 @@ interface IVmRegistry {
 
     /// @notice The provider registry.
     function providerRegistry() external view returns (address);
+
+    /// @notice The order book this registry deployed for its open orders.
+    function orderBook() external view returns (address);
 
     /// @notice The timelock that owns the parameters.
     function governance() external view returns (address);

@@ -49,7 +49,7 @@ const marketTasks = [
     SENDER,
   ], async () => (await market()).orderOpen),
   simpleTask("order:bid", "Bid on an open order as a provider's operator", [ID, ["price", "NCC wei per second (required)"], SENDER], async () => (await market()).orderBid),
-  simpleTask("order:award", "After the bid window: lease the order to the lowest valid bid (anyone)", [ID, SENDER], async () => (await market()).orderAward),
+  simpleTask("order:award", "After the bid window: lease the order to the lowest bid, the earliest on a tie (anyone)", [ID, SENDER], async () => (await market()).orderAward),
   simpleTask("order:accept", "Owner: lease the order to bid --index now", [ID, ["index", "Bid index (default 0)"], SENDER], async () => (await market()).orderAccept),
   simpleTask("order:cancel", "Owner: cancel an order that was not awarded, for a full refund", [ID, SENDER], async () => (await market()).orderCancel),
   simpleTask("vm:topup", "Owner: add to a VM's deposit (revives a Suspended VM within its grace period)", [ID, ["amount", "NCC to add (required)"], SENDER], async () => (await market()).vmTopUp),
@@ -57,7 +57,7 @@ const marketTasks = [
     ID,
     ["provider", "Target provider (default: an open order)"],
     ["regions", "Open order: allowed regions"],
-    ["maxPrice", "Open order: highest price, wei per second"],
+    ["maxPrice", "Highest price, wei per second: the open order's maximum, or the most --provider may charge (default: its current quote)"],
     ["deposit", "NCC for the new lease (default 100)"],
     SENDER,
   ], async () => (await market()).vmMigrate),
@@ -100,6 +100,12 @@ export const novaCronTasks = [
       description: "NCC to escrow; running time is paid from it and the rest is refunded on terminate",
       type: ArgumentType.STRING,
       defaultValue: "100",
+    })
+    .addOption({
+      name: "maxPrice",
+      description: "Most NCC per second the tenant pays; the request fails if the provider's price is higher (default: its current quote, printed)",
+      type: ArgumentType.STRING_WITHOUT_DEFAULT,
+      defaultValue: undefined,
     })
     .addOption({
       name: "from",

@@ -100,7 +100,7 @@ export async function orderBid(args: Args, hre: HardhatRuntimeEnvironment) {
   });
 }
 
-/** order:award — anyone, after the bid window: lease to the lowest valid bid. */
+/** order:award — anyone, after the bid window: lease to the lowest bid (the losers get their capacity back). */
 export async function orderAward(args: Args, hre: HardhatRuntimeEnvironment) {
   return tx(hre, async (s) => {
     const vmId = parseVmId(args["id"]);
@@ -149,8 +149,19 @@ export async function vmMigrate(args: Args, hre: HardhatRuntimeEnvironment) {
     const vmId = parseVmId(args["id"]);
     const deposit = parseTokens(args["deposit"] ?? "100", "--deposit");
     const provider = args["provider"] === undefined ? "0x0000000000000000000000000000000000000000" : await resolveAddress(s.ethers, args["provider"], "--provider");
-    const maxPrice = parseInteger(args["maxPrice"] ?? "0", "--max-price");
     const signer = await ownerSigner(s, vmId, args["from"]);
+    let maxPrice: bigint;
+    if (args["maxPrice"] !== undefined) {
+      maxPrice = parseInteger(args["maxPrice"], "--max-price");
+    } else if (args["provider"] !== undefined) {
+      // A named provider's price is bounded too: without --max-price, its quote read just before sending.
+      const { vcpu, memoryMiB, diskGiB } = (await s.vmRegistry.getVm(vmId)).resources;
+      const quote = await s.providerRegistry.quote(provider, { vcpu, memoryMiB, diskGiB });
+      maxPrice = quote.pricePerSecond;
+      console.log(`Max price: ${maxPrice} wei/s (the provider's current quote; --max-price to allow more)`);
+    } else {
+      maxPrice = 0n;
+    }
     await ensureAllowance(s.creditToken, signer, s.addresses.vmRegistry, deposit);
     const r = await send(s, `migrateVm(${vmId})`, await s.vmRegistry.connect(signer).migrateVm(vmId, provider, parseRegions(args["regions"]), maxPrice, deposit));
     const newVmId = r.events.find((e) => e.name === "VmMigrationRequested")?.args["newVmId"] as bigint;

@@ -13,6 +13,7 @@ export interface VmRequestArgs {
   manifest: string | undefined;
   provider: string | undefined;
   deposit: string;
+  maxPrice: string | undefined;
   from: string | undefined;
   ipfs: string | undefined;
 }
@@ -24,6 +25,7 @@ export interface VmRequestResult {
   txHash: string;
   owner: string;
   provider: string;
+  maxPricePerSecond: bigint;
 }
 
 export default async function vmRequest(args: VmRequestArgs, hre: HardhatRuntimeEnvironment) {
@@ -33,6 +35,7 @@ export default async function vmRequest(args: VmRequestArgs, hre: HardhatRuntime
     const { bytes, manifest } = await loadManifestFile(file);
     const deposit = parseTokens(args.deposit, "--deposit");
     if (deposit === 0n) throw new UserError("--deposit must be more than 0.");
+    const statedMax = args.maxPrice === undefined ? undefined : parseTokens(args.maxPrice, "--max-price");
     const ipfsUrl = resolveIpfsUrl(args.ipfs);
 
     const s = await openNovaCron(hre);
@@ -54,12 +57,24 @@ export default async function vmRequest(args: VmRequestArgs, hre: HardhatRuntime
         "Lower the manifest's resources or choose another provider with --provider.",
       );
     }
+    // The request carries the most the tenant pays per second: the contract refuses a higher price, so a provider
+    // raising its price before the transaction is mined cannot bill more. Without --max-price, the quote just read.
+    const maxPricePerSecond = statedMax ?? pricePerSecond;
+    if (pricePerSecond > maxPricePerSecond) {
+      throw new UserError(
+        `Provider ${provider} quotes ${formatPrice(pricePerSecond)}, above --max-price ${formatPrice(maxPricePerSecond)}.`,
+        "Raise --max-price or choose another provider with --provider.",
+      );
+    }
     await requireBalance(s.creditToken, signer.address, deposit, "the deposit");
 
     console.log(`Manifest:  ${file} ("${manifest.name}", ${formatResources(resources)})`);
     console.log(`Tenant:    ${signer.address}`);
     console.log(`Provider:  ${provider}`);
     console.log(`Price:     ${formatPrice(pricePerSecond)}`);
+    console.log(
+      `Max price: ${formatPrice(maxPricePerSecond)}${statedMax === undefined ? " (the provider's current quote; --max-price to allow more)" : ""}`,
+    );
     const runway = formatRunway(deposit, pricePerSecond);
     console.log(`Deposit:   ${formatTokens(deposit)}${runway !== undefined ? ` (covers ${runway} of running time)` : ""}`);
 
@@ -73,10 +88,12 @@ export default async function vmRequest(args: VmRequestArgs, hre: HardhatRuntime
     const allowance = await s.creditToken.allowance(signer.address, s.addresses.vmRegistry);
     let tx;
     if (allowance >= deposit) {
-      tx = await vmRegistry.requestVm(provider, manifestDigest, resources, deposit);
+      tx = await vmRegistry.requestVm(provider, manifestDigest, resources, maxPricePerSecond, deposit);
     } else {
       const permit = await signPermit(s.creditToken, signer, s.addresses.vmRegistry, deposit);
-      tx = await vmRegistry.requestVmWithPermit(provider, manifestDigest, resources, deposit, permit.deadline, permit.v, permit.r, permit.s);
+      tx = await vmRegistry.requestVmWithPermit(
+        provider, manifestDigest, resources, maxPricePerSecond, deposit, permit.deadline, permit.v, permit.r, permit.s,
+      );
     }
     const receipt = await mined("requestVm", tx);
     const requested = eventsIn(receipt, s.vmRegistry, "VmRequested")[0];
@@ -85,6 +102,6 @@ export default async function vmRequest(args: VmRequestArgs, hre: HardhatRuntime
 
     console.log(`VM id: ${vmId}`);
     console.log(`Follow it with \`${command({ network: hre.globalOptions.network }, `vm:status --id ${vmId}`)}\`.`);
-    return { vmId, cid: cid.toString(), manifestDigest, txHash: tx.hash, owner: signer.address, provider };
+    return { vmId, cid: cid.toString(), manifestDigest, txHash: tx.hash, owner: signer.address, provider, maxPricePerSecond };
   });
 }

@@ -29,6 +29,12 @@ contract MarketHandler is Test {
     uint256 public withdrawnFees;
     uint256 public slashes;
     mapping(uint256 vmId => VmState) public terminalState;
+    /// The most the tenant said it pays per second for each VM (the request's or the order's maximum).
+    mapping(uint256 vmId => uint256) public maxPriceOf;
+    /// Slashes of one provider in its current slash period, and the most it had at stake during that period.
+    mapping(address provider => uint64) internal _periodEndsAt;
+    mapping(address provider => uint256) public slashedInPeriod;
+    mapping(address provider => uint256) public atStakeInPeriod;
     mapping(bytes32 action => uint256) public calls;
 
     constructor(
@@ -85,16 +91,20 @@ contract MarketHandler is Test {
 
     function request(uint256 t, uint256 p, uint256 r, uint256 deposit) external {
         if (vms.vmCount() >= 24) return;
+        uint256 maxPrice = bound(r >> 128, 0, 200);
         vm.prank(tenants[t % 3]);
-        try vms.requestVm(owners[p % 3], MANIFEST, _resources(r), bound(deposit, 1, 1e9)) {
+        try vms.requestVm(owners[p % 3], MANIFEST, _resources(r), maxPrice, bound(deposit, 1, 1e9)) returns (uint256 id) {
+            maxPriceOf[id] = maxPrice;
             calls["request"]++;
         } catch {}
     }
 
     function openOrder(uint256 t, uint256 r, uint256 maxPrice, uint256 deposit) external {
         if (vms.vmCount() >= 24) return;
+        maxPrice = bound(maxPrice, 0, 200);
         vm.prank(tenants[t % 3]);
-        vms.openOrder(MANIFEST, _resources(r), _regions(r >> 32), bound(maxPrice, 0, 200), bound(deposit, 1, 1e9));
+        uint256 id = vms.openOrder(MANIFEST, _resources(r), _regions(r >> 32), maxPrice, bound(deposit, 1, 1e9));
+        maxPriceOf[id] = maxPrice;
         calls["openOrder"]++;
     }
 
@@ -128,6 +138,10 @@ contract MarketHandler is Test {
         (uint256 vmId, IVmRegistry.VmView memory v) = _vm(seed);
         if (v.provider == address(0)) return;
         address op = _operatorOf(v.provider);
+        // Past the provisioning deadline only expiry applies (the reports revert; see Audit.test.ts).
+        bool late = (v.state == VmState.Requested || v.state == VmState.Provisioning)
+            && block.timestamp > v.provisioningDeadline;
+        if (late) return;
         vm.startPrank(op);
         if (what % 4 == 0 && v.state == VmState.Requested) vms.reportProvisioning(vmId);
         else if (
@@ -168,7 +182,9 @@ contract MarketHandler is Test {
             vms.topUp(vmId, bound(amount, 1, 1e9));
         } else if (w == 4 && v.state != VmState.Bidding && vms.vmCount() < 24) {
             address to = (what >> 16) % 4 == 3 ? address(0) : owners[(what >> 16) % 3];
-            try vms.migrateVm(vmId, to, _regions(what >> 24), 100, bound(amount, 1, 1e9)) {} catch {}
+            try vms.migrateVm(vmId, to, _regions(what >> 24), 100, bound(amount, 1, 1e9)) returns (uint256 id) {
+                maxPriceOf[id] = 100;
+            } catch {}
         }
         vm.stopPrank();
         calls["owner"]++;
@@ -190,13 +206,29 @@ contract MarketHandler is Test {
             if (v.state != VmState.Requested && v.state != VmState.Provisioning) return;
             if (block.timestamp <= v.provisioningDeadline) return;
             IProviderRegistry.Provider memory p = providers.getProvider(v.provider);
-            uint256 cap = (p.stake + p.unstaking) * providers.MAX_SLASH_BPS() / 10_000;
-            uint256 share = (p.stake + p.unstaking) * providers.parameters().slashBps / 10_000;
+            (uint256 budgetLeft, uint64 periodEndsAt) = providers.slashBudget(v.provider);
+            if (periodEndsAt != _periodEndsAt[v.provider]) {
+                // A new slash period: the provider's budget starts again.
+                slashedInPeriod[v.provider] = 0;
+                atStakeInPeriod[v.provider] = 0;
+            }
+            uint256 atStake = p.stake + p.unstaking + slashedInPeriod[v.provider];
+            if (atStake > atStakeInPeriod[v.provider]) atStakeInPeriod[v.provider] = atStake;
+            uint256 perLease = v.deposit * providers.parameters().slashBps / 10_000;
             uint256 before = token.balanceOf(address(providers));
+            uint256 tenantBefore = token.balanceOf(v.owner);
             vms.expireVm(vmId);
             uint256 slashed = before - token.balanceOf(address(providers));
-            assertLe(slashed, cap, "slash above its cap");
-            assertEq(slashed, share, "slash is the governed share");
+            assertLe(slashed, v.deposit * providers.MAX_SLASH_BPS() / 10_000, "slash above its per-lease cap");
+            assertEq(slashed, perLease < budgetLeft ? perLease : budgetLeft, "slash is min(lease share, budget left)");
+            assertLe(token.balanceOf(v.owner) - tenantBefore - v.balance, v.deposit, "tenant wins more than it escrowed");
+            (, _periodEndsAt[v.provider]) = providers.slashBudget(v.provider);
+            slashedInPeriod[v.provider] += slashed;
+            assertLe(
+                slashedInPeriod[v.provider],
+                atStakeInPeriod[v.provider] * providers.MAX_SLASH_BPS() / 10_000,
+                "slashes in one period above the provider's budget"
+            );
             slashes++;
         }
         _recordTerminal(vmId);
@@ -309,6 +341,9 @@ contract MarketplaceInvariantTest is Test {
             VmState seen = handler.terminalState(id);
             if (seen != VmState.None) assertEq(uint8(v.state), uint8(seen), "terminal states stay terminal");
             if (v.feeBps != 0 || v.fee != 0) assertEq(v.fee, (v.paid + v.fee) * v.feeBps / 10_000, "fee is exact");
+            if (v.provider != address(0)) {
+                assertLe(v.pricePerSecond, handler.maxPriceOf(id), "a tenant never pays above its stated maximum price");
+            }
             kept += v.deposit - v.refunded;
         }
         // Without settling: escrow + what left it to providers and the treasury == deposits not refunded.

@@ -50,14 +50,14 @@ contract VmRegistryHandler is Test {
         deposit = bound(deposit, 1, 5e6);
         uint256 before = token.balanceOf(tenant);
         vm.prank(tenant);
-        _live.push(vms.requestVm(providerOwners[providerSeed % 2], keccak256("m"), Resources(1, 1, 1), deposit));
+        _live.push(vms.requestVm(providerOwners[providerSeed % 2], keccak256("m"), Resources(1, 1, 1), type(uint88).max, deposit));
         assertEq(before - token.balanceOf(tenant), deposit, "request pulls the deposit");
         calls["request"]++;
     }
 
     function reportProvisioning(uint256 vmSeed) external {
         (uint256 vmId, IVmRegistry.VmView memory v) = _pick(vmSeed);
-        if (v.state != VmState.Requested) return;
+        if (v.state != VmState.Requested || _late(v)) return;
         vm.prank(providers.operatorOf(v.provider));
         vms.reportProvisioning(vmId);
         calls["reportProvisioning"]++;
@@ -65,7 +65,7 @@ contract VmRegistryHandler is Test {
 
     function reportRunning(uint256 vmSeed) external {
         (uint256 vmId, IVmRegistry.VmView memory v) = _pick(vmSeed);
-        if (v.state != VmState.Provisioning && v.state != VmState.Starting) return;
+        if ((v.state != VmState.Provisioning && v.state != VmState.Starting) || _late(v)) return;
         vm.prank(providers.operatorOf(v.provider));
         vms.reportRunning(vmId);
         assertEq(vms.getVm(vmId).lastSettledAt, block.timestamp, "billing starts now");
@@ -110,6 +110,7 @@ contract VmRegistryHandler is Test {
         if ((vmSeed >> 128) % 3 != 0) return;
         if (v.state != VmState.Requested && v.state != VmState.Provisioning && v.state != VmState.Starting
             && v.state != VmState.Running) return;
+        if (_late(v)) return;
         uint256 before = token.balanceOf(v.owner);
         vm.prank(providers.operatorOf(v.provider));
         vms.reportFailed(vmId, uint8(bound(reason, 1, 255)));
@@ -137,6 +138,12 @@ contract VmRegistryHandler is Test {
         assertEq(token.balanceOf(provider) - before, earnings, "provider receives its earnings");
         withdrawn += earnings;
         calls["withdraw"]++;
+    }
+
+    /// @dev Past its provisioning deadline a VM can only be expired (the provider's reports revert).
+    function _late(IVmRegistry.VmView memory v) internal view returns (bool) {
+        return (v.state == VmState.Requested || v.state == VmState.Provisioning)
+            && block.timestamp > v.provisioningDeadline;
     }
 
     function _pick(uint256 seed) internal view returns (uint256 vmId, IVmRegistry.VmView memory v) {

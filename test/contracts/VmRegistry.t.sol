@@ -95,7 +95,7 @@ abstract contract VmRegistryTestBase is Test {
 
     function _request(address who, address from, uint256 deposit) internal returns (uint256 vmId) {
         vm.prank(who);
-        vmId = vms.requestVm(from, MANIFEST, oneVcpu, deposit);
+        vmId = vms.requestVm(from, MANIFEST, oneVcpu, type(uint88).max, deposit);
     }
 
     /// @dev Requests a `oneVcpu` VM from `provider` and reports it Running now.
@@ -229,6 +229,31 @@ contract VmRegistryFuzzTest is VmRegistryTestBase {
 
     /// The quote is the per-dimension price times the amount, summed in uint256, and a request
     /// that fits records exactly that price.
+    /// Issue 9, finding 1: whatever the provider's price when the request runs, the lease is made at that price only if
+    /// it is at most the tenant's stated maximum, and no later price change moves it.
+    function testFuzz_request_neverLeasesAboveTheTenantsMax(uint64 price, uint256 maxPrice, uint64 later, uint256 run)
+        public
+    {
+        maxPrice = bound(maxPrice, 0, type(uint88).max);
+        _setPrice(price);
+        vm.prank(tenant);
+        if (price > maxPrice) {
+            vm.expectRevert(abi.encodeWithSelector(IVmRegistry.VmRegistryPriceAboveMax.selector, provider, price, maxPrice));
+            vms.requestVm(provider, MANIFEST, oneVcpu, maxPrice, 1e18);
+            return;
+        }
+        uint256 vmId = vms.requestVm(provider, MANIFEST, oneVcpu, maxPrice, 1e18);
+        _setPrice(later);
+        vm.prank(operator);
+        vms.reportRunning(vmId);
+        vm.warp(block.timestamp + bound(run, 0, 30 days));
+        vms.settle(vmId);
+        IVmRegistry.VmView memory v = vms.getVm(vmId);
+        assertEq(v.pricePerSecond, price, "leased at the price the request ran at");
+        assertLe(v.pricePerSecond, maxPrice, "never above the tenant's max");
+        assertLe(v.paid, maxPrice * bound(run, 0, 30 days), "never billed above max x running time");
+    }
+
     function testFuzz_quote_matchesPrices(
         uint64 perVcpu,
         uint64 perMemory,
@@ -262,7 +287,7 @@ contract VmRegistryFuzzTest is VmRegistryTestBase {
 
         if (vcpu == 0 || memoryMiB == 0 || diskGiB == 0 || expected > type(uint88).max) return;
         vm.prank(tenant);
-        uint256 vmId = vms.requestVm(provider, MANIFEST, r, 1);
+        uint256 vmId = vms.requestVm(provider, MANIFEST, r, expected, 1);
         assertEq(vms.getVm(vmId).pricePerSecond, expected, "recorded price");
     }
 

@@ -8,6 +8,7 @@ import {
   deployFixture,
   DEPOSIT,
   MANIFEST,
+  MAX_UINT88,
   MAX_UINT96,
   METADATA_CID,
   minedAt,
@@ -173,7 +174,7 @@ describe("VmRegistry", function () {
 
   describe("requestVm", function () {
     it("emits VmRequested and VmStateChanged(None -> Requested) with every field", async function () {
-      const tx = await f.vms.connect(f.tenant).requestVm(f.provider.address, MANIFEST, SMALL_VM, D);
+      const tx = await f.vms.connect(f.tenant).requestVm(f.provider.address, MANIFEST, SMALL_VM, MAX_UINT88, D);
       expect(await vmEvents(f, tx)).to.deep.equal([
         ["VmRequested", 1n, f.tenant.address, f.provider.address, MANIFEST, tuple(SMALL_VM), P, D],
         ["VmStateChanged", 1n, f.tenant.address, f.provider.address, VmState.None, VmState.Requested, 0n],
@@ -184,7 +185,7 @@ describe("VmRegistry", function () {
     });
 
     it("moves the deposit from the tenant into escrow", async function () {
-      await expect(f.vms.connect(f.tenant).requestVm(f.provider.address, MANIFEST, SMALL_VM, D)).to.changeTokenBalances(
+      await expect(f.vms.connect(f.tenant).requestVm(f.provider.address, MANIFEST, SMALL_VM, MAX_UINT88, D)).to.changeTokenBalances(
         ethers,
         f.token,
         [f.tenant, f.vms, f.provider],
@@ -193,7 +194,7 @@ describe("VmRegistry", function () {
     });
 
     it("numbers VMs from 1 across tenants and returns the id", async function () {
-      expect(await f.vms.connect(f.tenant).requestVm.staticCall(f.provider.address, MANIFEST, SMALL_VM, D)).to.equal(1n);
+      expect(await f.vms.connect(f.tenant).requestVm.staticCall(f.provider.address, MANIFEST, SMALL_VM, MAX_UINT88, D)).to.equal(1n);
       expect(await requestVm(f)).to.equal(1n);
       expect(await requestVm(f, { tenant: f.tenant2 })).to.equal(2n);
       expect(await f.vms.vmCount()).to.equal(2n);
@@ -224,7 +225,7 @@ describe("VmRegistry", function () {
       const doubled = { perVcpuSecond: 2_000n, perMemoryMiBSecond: 4n, perDiskGiBSecond: 6n };
       await f.providers.connect(f.provider).updateOffer(REGION, CAPACITY, doubled, METADATA_CID);
       expect((await f.vms.getVm(vmId)).pricePerSecond).to.equal(P);
-      expect((await f.vms.getVm(await requestVm(f))).pricePerSecond).to.equal(2n * P);
+      expect((await f.vms.getVm(await requestVm(f, { maxPrice: 2n * P }))).pricePerSecond).to.equal(2n * P);
 
       await f.vms.connect(f.operator).reportProvisioning(vmId);
       const t0 = await minedAt(await f.vms.connect(f.operator).reportRunning(vmId));
@@ -251,7 +252,7 @@ describe("VmRegistry", function () {
       const sig = await signPermit(f, payer, await f.vms.getAddress(), D, deadline);
       const tx = f.vms
         .connect(payer)
-        .requestVmWithPermit(f.provider.address, MANIFEST, SMALL_VM, D, deadline, sig.v, sig.r, sig.s);
+        .requestVmWithPermit(f.provider.address, MANIFEST, SMALL_VM, MAX_UINT88, D, deadline, sig.v, sig.r, sig.s);
       await expect(tx).to.changeTokenBalances(ethers, f.token, [payer, f.vms], [-D, D]);
       await expect(tx)
         .to.emit(f.vms, "VmRequested")
@@ -270,7 +271,7 @@ describe("VmRegistry", function () {
       expect(await f.token.allowance(payer.address, await f.vms.getAddress())).to.equal(D);
 
       await expect(
-        f.vms.connect(payer).requestVmWithPermit(f.provider.address, MANIFEST, SMALL_VM, D, deadline, sig.v, sig.r, sig.s),
+        f.vms.connect(payer).requestVmWithPermit(f.provider.address, MANIFEST, SMALL_VM, MAX_UINT88, D, deadline, sig.v, sig.r, sig.s),
       ).to.changeTokenBalances(ethers, f.token, [payer, f.vms], [-D, D]);
       expect(await f.vms.vmCount()).to.equal(1n);
       expect(await f.token.allowance(payer.address, await f.vms.getAddress())).to.equal(0n);
@@ -281,7 +282,7 @@ describe("VmRegistry", function () {
       // Signed for a smaller value than the deposit, so it does not verify.
       const sig = await signPermit(f, payer, await f.vms.getAddress(), D - 1n, deadline);
       await expect(
-        f.vms.connect(payer).requestVmWithPermit(f.provider.address, MANIFEST, SMALL_VM, D, deadline, sig.v, sig.r, sig.s),
+        f.vms.connect(payer).requestVmWithPermit(f.provider.address, MANIFEST, SMALL_VM, MAX_UINT88, D, deadline, sig.v, sig.r, sig.s),
       )
         .to.be.revertedWithCustomError(f.token, "ERC20InsufficientAllowance")
         .withArgs(await f.vms.getAddress(), 0n, D);
@@ -291,7 +292,7 @@ describe("VmRegistry", function () {
   describe("request validation", function () {
     it("reverts with VmRegistryZeroDeposit for a zero deposit", async function () {
       await expect(
-        f.vms.connect(f.tenant).requestVm(f.provider.address, MANIFEST, SMALL_VM, 0n),
+        f.vms.connect(f.tenant).requestVm(f.provider.address, MANIFEST, SMALL_VM, MAX_UINT88, 0n),
       ).to.be.revertedWithCustomError(f.vms, "VmRegistryZeroDeposit");
     });
 
@@ -301,7 +302,7 @@ describe("VmRegistry", function () {
       ["diskGiB", { ...SMALL_VM, diskGiB: 0n }],
     ] as const) {
       it(`reverts with VmRegistryZeroResources when ${dimension} is zero`, async function () {
-        await expect(f.vms.connect(f.tenant).requestVm(f.provider.address, MANIFEST, resources, D))
+        await expect(f.vms.connect(f.tenant).requestVm(f.provider.address, MANIFEST, resources, MAX_UINT88, D))
           .to.be.revertedWithCustomError(f.vms, "VmRegistryZeroResources")
           .withArgs(resources.vcpu, resources.memoryMiB, resources.diskGiB);
       });
@@ -309,15 +310,15 @@ describe("VmRegistry", function () {
 
     it("reverts with VmRegistryEmptyManifest for a zero manifest digest", async function () {
       await expect(
-        f.vms.connect(f.tenant).requestVm(f.provider.address, ethers.ZeroHash, SMALL_VM, D),
+        f.vms.connect(f.tenant).requestVm(f.provider.address, ethers.ZeroHash, SMALL_VM, MAX_UINT88, D),
       ).to.be.revertedWithCustomError(f.vms, "VmRegistryEmptyManifest");
     });
 
     it("reverts with VmRegistryUnknownProvider for an unregistered provider or an operator key", async function () {
-      await expect(f.vms.connect(f.tenant).requestVm(f.stranger.address, MANIFEST, SMALL_VM, D))
+      await expect(f.vms.connect(f.tenant).requestVm(f.stranger.address, MANIFEST, SMALL_VM, MAX_UINT88, D))
         .to.be.revertedWithCustomError(f.vms, "VmRegistryUnknownProvider")
         .withArgs(f.stranger.address);
-      await expect(f.vms.connect(f.tenant).requestVm(f.operator.address, MANIFEST, SMALL_VM, D))
+      await expect(f.vms.connect(f.tenant).requestVm(f.operator.address, MANIFEST, SMALL_VM, MAX_UINT88, D))
         .to.be.revertedWithCustomError(f.vms, "VmRegistryUnknownProvider")
         .withArgs(f.operator.address);
     });
@@ -328,14 +329,14 @@ describe("VmRegistry", function () {
       ["diskGiB", { ...SMALL_VM, diskGiB: CAPACITY.diskGiB + 1n }],
     ] as [string, Resources][]) {
       it(`reverts with VmRegistryExceedsCapacity when ${dimension} exceeds the provider's capacity`, async function () {
-        await expect(f.vms.connect(f.tenant).requestVm(f.provider.address, MANIFEST, resources, D))
+        await expect(f.vms.connect(f.tenant).requestVm(f.provider.address, MANIFEST, resources, MAX_UINT88, D))
           .to.be.revertedWithCustomError(f.vms, "VmRegistryExceedsCapacity")
           .withArgs(f.provider.address, tuple(resources), tuple(CAPACITY));
       });
     }
 
     it("reverts with SafeCastOverflowedUintDowncast(96, deposit) for a deposit above uint96", async function () {
-      await expect(f.vms.connect(f.tenant).requestVm(f.provider.address, MANIFEST, SMALL_VM, MAX_UINT96 + 1n))
+      await expect(f.vms.connect(f.tenant).requestVm(f.provider.address, MANIFEST, SMALL_VM, MAX_UINT88, MAX_UINT96 + 1n))
         .to.be.revertedWithCustomError(f.vms, "SafeCastOverflowedUintDowncast")
         .withArgs(96n, MAX_UINT96 + 1n);
     });
@@ -347,13 +348,13 @@ describe("VmRegistry", function () {
       await f.providers
         .connect(f.provider)
         .updateOffer(REGION, huge, { perVcpuSecond: max64, perMemoryMiBSecond: max64, perDiskGiBSecond: max64 }, "");
-      await expect(f.vms.connect(f.tenant).requestVm(f.provider.address, MANIFEST, huge, 1n))
+      await expect(f.vms.connect(f.tenant).requestVm(f.provider.address, MANIFEST, huge, ethers.MaxUint256, 1n))
         .to.be.revertedWithCustomError(f.vms, "SafeCastOverflowedUintDowncast")
         .withArgs(88n, 3n * max64 * max32);
     });
 
     it("accepts the largest uint96 deposit as far as the cast goes (then the token runs out)", async function () {
-      await expect(f.vms.connect(f.tenant).requestVm(f.provider.address, MANIFEST, SMALL_VM, MAX_UINT96))
+      await expect(f.vms.connect(f.tenant).requestVm(f.provider.address, MANIFEST, SMALL_VM, MAX_UINT88, MAX_UINT96))
         .to.be.revertedWithCustomError(f.token, "ERC20InsufficientBalance")
         .withArgs(f.tenant.address, TENANT_FUNDS, MAX_UINT96);
     });
@@ -456,7 +457,8 @@ describe("VmRegistry", function () {
 
       // Nothing is billed while Requested or Provisioning.
       await at(tRequested + 1_000n, () => op.reportProvisioning(vmId));
-      const t0 = tRequested + 5_000n;
+      // Within the provisioning deadline (an hour after the request).
+      const t0 = tRequested + 3_000n;
       let tx = await at(t0, () => op.reportRunning(vmId));
       expect(await vmEvents(f, tx)).to.deep.equal([
         ["VmStateChanged", vmId, f.tenant.address, f.provider.address, VmState.Provisioning, VmState.Running, 0n],
@@ -502,7 +504,7 @@ describe("VmRegistry", function () {
     for (const from of [VmState.Requested, VmState.Provisioning]) {
       it(`refunds the whole deposit when the VM fails in ${nameOf(from)}`, async function () {
         const vmId = await vmIn(f, from);
-        await time.increase(3_600);
+        await time.increase(3_000); // still within the provisioning deadline
         const tx = await f.vms.connect(f.operator).reportFailed(vmId, 42);
         expect(await vmEvents(f, tx)).to.deep.equal([
           ["VmStateChanged", vmId, f.tenant.address, f.provider.address, from, VmState.Failed, 42n],

@@ -142,19 +142,21 @@ export async function minedAt(tx: ContractTransactionResponse): Promise<bigint> 
 /** Requests `SMALL_VM` (or `resources`) from the fixture's provider and returns the new id. */
 export async function requestVm(
   f: Fixture,
-  opts: { tenant?: HardhatEthersSigner; deposit?: bigint; resources?: Resources } = {},
+  opts: { tenant?: HardhatEthersSigner; deposit?: bigint; resources?: Resources; maxPrice?: bigint } = {},
 ): Promise<bigint> {
   const tenant = opts.tenant ?? f.tenant;
+  const resources = opts.resources ?? SMALL_VM;
+  // The tenant states the most it pays: by default the provider's quote at the fixture's prices.
   await f.vms
     .connect(tenant)
-    .requestVm(f.provider.address, MANIFEST, opts.resources ?? SMALL_VM, opts.deposit ?? DEPOSIT);
+    .requestVm(f.provider.address, MANIFEST, resources, opts.maxPrice ?? priceOf(PRICES, resources), opts.deposit ?? DEPOSIT);
   return f.vms.vmCount();
 }
 
 /** Requests a VM and drives it to Running; returns its id and the second billing started at. */
 export async function runningVm(
   f: Fixture,
-  opts: { tenant?: HardhatEthersSigner; deposit?: bigint; resources?: Resources } = {},
+  opts: { tenant?: HardhatEthersSigner; deposit?: bigint; resources?: Resources; maxPrice?: bigint } = {},
 ): Promise<{ vmId: bigint; startedAt: bigint }> {
   const vmId = await requestVm(f, opts);
   await f.vms.connect(f.operator).reportProvisioning(vmId);

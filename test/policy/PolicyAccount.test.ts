@@ -42,6 +42,8 @@ const SMALL = 0n;
 const LARGE = 1n;
 const POLICY = 2n;
 const FAR = 2n ** 40n - 1n;
+/** The most the organisation pays per second in these tests (above any quote of the fixture provider). */
+const MAX_PRICE = 10n ** 18n;
 
 /** A policy where token transfers need 2 of 3 and no delay (the signature path), plus the example's policy change. */
 const PAYMENTS: PolicyJson = {
@@ -114,7 +116,7 @@ let nonceCounter = 1000n;
 const nextNonce = () => ++nonceCounter;
 
 async function requestCall(f: PolicyFixture, resources = RESOURCES_SMALL, deposit = 100n * NCC): Promise<Call> {
-  return await callOf(f.vms, "requestVm", [f.provider.address, MANIFEST, resources, deposit]);
+  return await callOf(f.vms, "requestVm", [f.provider.address, MANIFEST, resources, MAX_PRICE, deposit]);
 }
 async function approveCall(f: PolicyFixture, amount = 1_000_000n * NCC): Promise<Call> {
   return await callOf(f.token, "approve", [await f.vms.getAddress(), amount]);
@@ -340,7 +342,7 @@ describe("PolicyAccount", function () {
           .withArgs(0n, target, selector);
       }
       // a VM the account does not own
-      await f.vms.connect(f.tenant).requestVm(f.provider.address, MANIFEST, RESOURCES_SMALL, 100n * NCC);
+      await f.vms.connect(f.tenant).requestVm(f.provider.address, MANIFEST, RESOURCES_SMALL, MAX_PRICE, 100n * NCC);
       const theirs = await f.vms.vmCount();
       await expect(f.account.classOf([await callOf(f.vms, "terminateVm", [theirs])])).to.be.revertedWithCustomError(
         f.account,

@@ -300,6 +300,10 @@ describe("tasks against a JSON-RPC node and an IPFS node", function () {
     assert.match(r.out, /^VM id: 1$/m);
     assert.match(r.out, new RegExp(`CID: +${value.cid}`));
     assert.match(r.out, new RegExp(`requestVm: tx ${value.txHash}`));
+    // Without --max-price the request carries the provider's quote read just before sending, and says so.
+    assert.match(r.out, /^Max price: .*the provider's current quote/m);
+    const { vmRegistry } = await getContracts(connection.ethers, addresses);
+    assert.equal(value.maxPricePerSecond, (await vmRegistry.getVm(value.vmId)).pricePerSecond);
     const nonceAfter = await connection.ethers.provider.getTransactionCount(value.owner);
     assert.equal(nonceAfter - nonceBefore, 1, "one transaction: the permit replaces the approval");
     const stored = await store.getRaw(CID.parse(value.cid), { signal: AbortSignal.timeout(5000), maxBytes: MANIFEST_MAX_BYTES });
@@ -315,6 +319,7 @@ describe("tasks against a JSON-RPC node and an IPFS node", function () {
     assert.match(failed(await run("vm:request", { manifest: HELLO, deposit: "0", ipfs: ipfs.url })).message, /more than 0/);
     assert.match(failed(await run("vm:request", { manifest: HELLO, deposit: "20000", ipfs: ipfs.url })).message, /holds 9900.0 NCC but the deposit needs 20000.0 NCC/);
     assert.match(failed(await run("vm:request", { manifest: HELLO, provider: "5", ipfs: ipfs.url })).message, /is not a registered provider/);
+    assert.match(failed(await run("vm:request", { manifest: HELLO, maxPrice: "0.000000000000000001", ipfs: ipfs.url })).message, /above --max-price/);
     const down = failed(await run("vm:request", { manifest: HELLO, ipfs: "http://127.0.0.1:1" }));
     assert.match(down.message, /Could not publish the manifest to the IPFS node at http:\/\/127.0.0.1:1/);
     assert.match(down.hint ?? "", /npm start/);

@@ -81,14 +81,22 @@ export async function startTestStack(name: string) {
         return publicClient.readContract({ address: creditToken, abi: creditTokenAbi, functionName: "balanceOf", args: [owner] });
       },
 
-      /** Approves and requests a VM from the demo provider as tenant #1; returns its id. */
-      async requestVm(digest: Hex, resources: { vcpu: number; memoryMiB: number; diskGiB: number }, deposit: bigint): Promise<bigint> {
+      /**
+       * Approves and requests a VM from the demo provider as tenant #1; returns its id. `maxPricePerSecond` is the
+       * most the tenant pays (default: far above the demo provider's prices).
+       */
+      async requestVm(
+        digest: Hex,
+        resources: { vcpu: number; memoryMiB: number; diskGiB: number },
+        deposit: bigint,
+        maxPricePerSecond: bigint = 10n ** 18n,
+      ): Promise<bigint> {
         await send(tenantWallet, { address: creditToken, abi: creditTokenAbi, functionName: "approve", args: [vmRegistry, deposit] } as never);
         await send(tenantWallet, {
           address: vmRegistry,
           abi: vmRegistryAbi,
           functionName: "requestVm",
-          args: [deployment.accounts.providerOwner, digest, resources, deposit],
+          args: [deployment.accounts.providerOwner, digest, resources, maxPricePerSecond, deposit],
         } as never);
         return publicClient.readContract({ address: vmRegistry, abi: vmRegistryAbi, functionName: "vmCount" });
       },
