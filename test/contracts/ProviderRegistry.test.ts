@@ -39,6 +39,32 @@ describe("ProviderRegistry", function () {
     f = await networkHelpers.loadFixture(deployFixture);
   });
 
+  describe("audit findings (issue 9): operators", function () {
+    it("audit: an operator key cannot be squatted by another provider's register or setOperator", async function () {
+      // The attacker is a funded provider owner who names the victim's daemon key as its own operator.
+      const attacker = f.stranger;
+      await f.token.transfer(attacker.address, 2n * MIN_STAKE);
+      await f.token.connect(attacker).approve(await f.providers.getAddress(), ethers.MaxUint256);
+      const victimKey = f.operator2;
+      await f.providers.connect(attacker).register(victimKey.address, REGION2, CAPACITY2, PRICES2, CID2, MIN_STAKE);
+      // The fixture's provider nominates the same key too (setOperator path of the attack).
+      await f.providers.connect(f.provider).setOperator(victimKey.address);
+
+      // The attacker gained nothing: the key operates no provider and nobody's operator changed.
+      expect(await f.providers.providerOfOperator(victimKey.address)).to.equal(ethers.ZeroAddress);
+      expect(await f.providers.operatorOf(attacker.address)).to.equal(ethers.ZeroAddress);
+      expect(await f.providers.operatorOf(f.provider.address)).to.equal(f.operator.address);
+
+      // The victim registers with its own key and the key accepts: it is not locked out.
+      await registerProvider2(f);
+      await f.providers.connect(victimKey).acceptOperator(f.provider2.address);
+      expect(await f.providers.operatorOf(f.provider2.address)).to.equal(victimKey.address);
+      expect(await f.providers.providerOfOperator(victimKey.address)).to.equal(f.provider2.address);
+      // The squatters' nominations stay unanswered; a provider without an accepted operator takes no lease.
+      expect((await f.providers.leaseStatus(attacker.address, SMALL_VM))[0]).to.not.equal(0n);
+    });
+  });
+
   describe("configuration", function () {
     it("exposes the stake token and the minimum stake it was deployed with", async function () {
       expect(await f.providers.stakeToken()).to.equal(await f.token.getAddress());
