@@ -533,6 +533,7 @@ contract VmRegistry is IVmRegistry {
         if (status == LeaseStatus.NotRegistered) revert VmRegistryUnknownProvider(provider);
         if (status == LeaseStatus.ExceedsCapacity) revert VmRegistryExceedsCapacity(provider, resources, available);
         if (status == LeaseStatus.StakeTooLow) revert VmRegistryProviderStakeTooLow(provider);
+        if (status == LeaseStatus.NoOperator) revert VmRegistryProviderNoOperator(provider);
 
         Config memory config = _config;
         vmId = ++_vmCount;
