@@ -114,6 +114,23 @@ describe("Governance (Ignition module: Governor + TimelockController over Credit
     await expect(d.governor.execute(targets, [0n], calldatas, descriptionHash)).to.be.revertedWithCustomError(d.vms, "VmRegistryInvalidParameter");
   });
 
+  it("proposals need queuing in the timelock, and the proposer can cancel one while it is pending (the timelock keeps nothing)", async function () {
+    const d = await networkHelpers.loadFixture(deployed);
+    const [deployer] = await ethers.getSigners();
+    await d.token.delegate(deployer!.address);
+    await mine(1);
+    const targets = [await d.vms.getAddress()];
+    const calldatas = [d.vms.interface.encodeFunctionData("setParameters", [{ ...plain(await d.vms.parameters()), feeBps: 200n }])];
+    const descriptionHash = ethers.id("Fee 2%");
+    await d.governor.propose(targets, [0n], calldatas, "Fee 2%");
+    const proposalId = await d.governor.hashProposal(targets, [0n], calldatas, descriptionHash);
+    expect(await d.governor.proposalNeedsQueuing(proposalId)).to.equal(true);
+    expect(await d.governor.proposalThreshold()).to.equal(0n);
+    await expect(d.governor.cancel(targets, [0n], calldatas, descriptionHash)).to.emit(d.governor, "ProposalCanceled").withArgs(proposalId);
+    expect(await d.governor.state(proposalId)).to.equal(2n); // Canceled
+    await expect(d.governor.castVote(proposalId, 1)).to.be.revertedWithCustomError(d.governor, "GovernorUnexpectedProposalState");
+  });
+
   describe("audit findings (issue 9): lower bounds on governance delays", function () {
     it("audit: governance cannot set the timelock delay below MIN_DELAY (updateDelay(0) reverts)", async function () {
       const d = await networkHelpers.loadFixture(deployed);
