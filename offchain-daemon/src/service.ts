@@ -203,10 +203,13 @@ async function ensureOperator(config: Config, { publicClient, walletClient, acco
       });
       hash = await walletClient.writeContract(request);
     } catch (error) {
-      throw new ServiceStartError(
-        `could not accept the operator role of provider ${config.provider} with ${account.address}: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}. ` +
-          "The key needs gas for one transaction; fund it and start the daemon again.",
-      );
+      const text = error instanceof Error ? error.message : String(error);
+      const fix = /ProviderRegistryOperatorTaken/.test(text)
+        ? "This key already operates another provider: that provider nominates another key, which accepts, to release it."
+        : /insufficient funds|exceeds the balance/i.test(text)
+          ? "The key needs gas for one transaction; fund it and start the daemon again."
+          : "Fix the cause and start the daemon again.";
+      throw new ServiceStartError(`could not accept the operator role of provider ${config.provider} with ${account.address}: ${text.split("\n")[0]}. ${fix}`);
     }
     const receipt = await publicClient.waitForTransactionReceipt({ hash });
     if (receipt.status !== "success") throw new ServiceStartError(`acceptOperator(${config.provider}) reverted in transaction ${hash}.`);

@@ -63,7 +63,7 @@ describe("ProviderRegistry", function () {
       expect(await f.providers.operatorOf(f.provider2.address)).to.equal(victimKey.address);
       expect(await f.providers.providerOfOperator(victimKey.address)).to.equal(f.provider2.address);
       // The squatters' nominations stay unanswered; a provider without an accepted operator takes no lease.
-      expect((await f.providers.leaseStatus(attacker.address, SMALL_VM))[0]).to.not.equal(0n);
+      expect((await f.providers.leaseStatus(attacker.address, SMALL_VM))[0]).to.equal(4n); // NoOperator
     });
   });
 
