@@ -58,6 +58,8 @@ async function setupProvider(owner: typeof deployer, operator: typeof deployer) 
   await (await token.connect(deployer).transfer(owner.address, minimumStake * 2n)).wait();
   await (await token.connect(owner).approve(providersAddress, minimumStake)).wait();
   await (await providers.connect(owner).register(operator.address, REGION, CAPACITY, PRICES, "", minimumStake)).wait();
+  // The nominated key takes the role: a provider without an accepted operator takes no lease.
+  await (await providers.connect(operator).acceptOperator(owner.address)).wait();
 }
 async function setupTenant(tenant: typeof deployer) {
   await (await token.connect(deployer).transfer(tenant.address, 1_000_000n * TOKEN)).wait();

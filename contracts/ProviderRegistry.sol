@@ -9,7 +9,8 @@ import {IVmRegistry} from "./interfaces/IVmRegistry.sol";
 import {Resources, Prices} from "./types/Resources.sol";
 
 /// @title ProviderRegistry
-/// @notice Providers register with a stake, a region, declared capacity, prices and an operator key.
+/// @notice Providers register with a stake, a region, declared capacity, prices and a nominated operator key, which
+/// takes the role with `acceptOperator`: a key serves a provider only when its holder agreed to.
 /// Stake leaves through a thaw period during which it can still be slashed; leased capacity never exceeds
 /// declared capacity; only the bound VM registry leases capacity and slashes, by the rules in `slash`.
 contract ProviderRegistry is IProviderRegistry {
@@ -22,10 +23,10 @@ contract ProviderRegistry is IProviderRegistry {
     uint32 public constant MAX_THAW_PERIOD = 90 days;
     uint256 private constant BPS = 10_000;
 
-    /// @dev Six slots (plus the CID's). Resource fields are inlined because a nested struct would start a new slot;
-    /// a lease (tryLease/release) touches slots 0, 2 and 4 only, and slot 2 is never zero while staked.
+    /// @dev Seven slots (plus the CID's). Resource fields are inlined because a nested struct would start a new slot;
+    /// a lease (tryLease/release) touches slots 0, 2 and 4 only, and slot 2 is never zero once registered.
     struct Record {
-        // slot 0: operator (160) | capacity vcpu, memoryMiB, diskGiB (96)
+        // slot 0: operator (160) | capacity vcpu, memoryMiB, diskGiB (96). `operator` is the accepted operator only.
         address operator;
         uint32 capVcpu;
         uint32 capMemoryMiB;
@@ -37,12 +38,15 @@ contract ProviderRegistry is IProviderRegistry {
         uint32 leasedVcpu;
         uint32 leasedMemoryMiB;
         uint32 leasedDiskGiB;
+        bool registered;
         // slot 3: unstaking (128) | thawEndsAt (40)
         uint128 unstaking;
         uint40 thawEndsAt;
         // slot 4
         bytes32 region;
-        // slot 5...
+        // slot 5: the nominated operator, until it accepts (zero when none is pending)
+        address pendingOperator;
+        // slot 6...
         string metadataCid;
     }
 
@@ -70,7 +74,7 @@ contract ProviderRegistry is IProviderRegistry {
     }
 
     modifier onlyRegistered() {
-        if (_providers[msg.sender].operator == address(0)) revert ProviderRegistryNotRegistered(msg.sender);
+        if (!_providers[msg.sender].registered) revert ProviderRegistryNotRegistered(msg.sender);
         _;
     }
 
@@ -101,13 +105,15 @@ contract ProviderRegistry is IProviderRegistry {
         string calldata metadataCid,
         uint256 stake
     ) external {
-        if (_providers[msg.sender].operator != address(0)) revert ProviderRegistryAlreadyRegistered(msg.sender);
+        if (_providers[msg.sender].registered) revert ProviderRegistryAlreadyRegistered(msg.sender);
         uint256 minimum = _parameters.minimumStake;
         if (stake < minimum) revert ProviderRegistryStakeTooLow(stake, minimum);
         _checkOffer(region, capacity);
+        if (operator == address(0)) revert ProviderRegistryInvalidOperator(operator);
 
         Record storage provider = _providers[msg.sender];
-        _assignOperator(provider, operator);
+        provider.registered = true;
+        _nominate(provider, operator);
         _setCapacity(provider, capacity);
         provider.prices = prices;
         provider.region = region;
@@ -120,11 +126,24 @@ contract ProviderRegistry is IProviderRegistry {
 
     /// @inheritdoc IProviderRegistry
     function setOperator(address newOperator) external onlyRegistered {
-        Record storage provider = _providers[msg.sender];
-        address previous = provider.operator;
-        delete _providerOfOperator[previous];
-        _assignOperator(provider, newOperator);
-        emit ProviderOperatorChanged(msg.sender, previous, newOperator);
+        _nominate(_providers[msg.sender], newOperator);
+    }
+
+    /// @inheritdoc IProviderRegistry
+    function acceptOperator(address provider) external {
+        Record storage record = _providers[provider];
+        if (!record.registered) revert ProviderRegistryNotRegistered(provider);
+        address pending = record.pendingOperator;
+        if (pending != msg.sender) revert ProviderRegistryNotNominated(provider, msg.sender, pending);
+        // Checked again: the key may have accepted another provider's nomination since this one was made.
+        address holder = _providerOfOperator[msg.sender];
+        if (holder != address(0)) revert ProviderRegistryOperatorTaken(msg.sender, holder);
+        address previous = record.operator;
+        if (previous != address(0)) delete _providerOfOperator[previous];
+        record.operator = msg.sender;
+        record.pendingOperator = address(0);
+        _providerOfOperator[msg.sender] = provider;
+        emit ProviderOperatorChanged(provider, previous, msg.sender);
     }
 
     /// @inheritdoc IProviderRegistry
@@ -253,7 +272,7 @@ contract ProviderRegistry is IProviderRegistry {
     /// @inheritdoc IProviderRegistry
     function getProvider(address provider) external view returns (Provider memory view_) {
         Record storage record = _providers[provider];
-        if (record.operator == address(0)) revert ProviderRegistryNotRegistered(provider);
+        if (!record.registered) revert ProviderRegistryNotRegistered(provider);
         view_.operator = record.operator;
         view_.capacity = _capacityOf(record);
         view_.prices = record.prices;
@@ -267,12 +286,17 @@ contract ProviderRegistry is IProviderRegistry {
 
     /// @inheritdoc IProviderRegistry
     function isRegistered(address provider) external view returns (bool) {
-        return _providers[provider].operator != address(0);
+        return _providers[provider].registered;
     }
 
     /// @inheritdoc IProviderRegistry
     function operatorOf(address provider) external view returns (address) {
         return _providers[provider].operator;
+    }
+
+    /// @inheritdoc IProviderRegistry
+    function pendingOperatorOf(address provider) external view returns (address) {
+        return _providers[provider].pendingOperator;
     }
 
     /// @inheritdoc IProviderRegistry
@@ -287,7 +311,7 @@ contract ProviderRegistry is IProviderRegistry {
         returns (bool registered, Resources memory capacity, uint256 pricePerSecond)
     {
         Record storage record = _providers[provider];
-        registered = record.operator != address(0);
+        registered = record.registered;
         capacity = _capacityOf(record);
         Prices memory p = record.prices;
         // Three products of a uint64 and a uint32 cannot overflow uint256.
@@ -356,7 +380,7 @@ contract ProviderRegistry is IProviderRegistry {
         view
         returns (LeaseStatus status, bytes32 region, Resources memory available)
     {
-        if (record.operator == address(0)) return (LeaseStatus.NotRegistered, 0, available);
+        if (!record.registered) return (LeaseStatus.NotRegistered, 0, available);
         region = record.region;
         Resources memory capacity = _capacityOf(record);
         Resources memory leased = _leasedOf(record);
@@ -366,6 +390,8 @@ contract ProviderRegistry is IProviderRegistry {
                 capacity.vcpu - leased.vcpu, capacity.memoryMiB - leased.memoryMiB, capacity.diskGiB - leased.diskGiB
             );
         }
+        // Nobody could report the VM: the nominated operator has not accepted yet.
+        if (record.operator == address(0)) return (LeaseStatus.NoOperator, region, available);
         if (record.stake < _parameters.minimumStake) return (LeaseStatus.StakeTooLow, region, available);
         if (
             resources.vcpu > available.vcpu || resources.memoryMiB > available.memoryMiB
@@ -426,14 +452,19 @@ contract ProviderRegistry is IProviderRegistry {
         emit ProviderParametersChanged(p);
     }
 
-    /// @dev The operator is a hot key on a server: it must not be the owner's cold key, and one key
-    /// serves one provider so that `providerOfOperator` is unambiguous.
-    function _assignOperator(Record storage provider, address operator) private {
-        if (operator == address(0) || operator == msg.sender) revert ProviderRegistryInvalidOperator(operator);
-        address holder = _providerOfOperator[operator];
-        if (holder != address(0)) revert ProviderRegistryOperatorTaken(operator, holder);
-        provider.operator = operator;
-        _providerOfOperator[operator] = msg.sender;
+    /// @dev Nominates `nominee` as the caller's operator; zero withdraws the pending nomination. A nomination
+    /// reserves nothing: only `acceptOperator`, sent by the key itself, makes it an operator. The operator is a hot
+    /// key on a server, so it is never the owner's cold key; one key serves one provider, so that
+    /// `providerOfOperator` is unambiguous, and a key that serves a provider (this one or another) is refused here
+    /// already rather than at acceptance. Emits a {ProviderOperatorNominated} event.
+    function _nominate(Record storage provider, address nominee) private {
+        if (nominee != address(0)) {
+            if (nominee == msg.sender) revert ProviderRegistryInvalidOperator(nominee);
+            address holder = _providerOfOperator[nominee];
+            if (holder != address(0)) revert ProviderRegistryOperatorTaken(nominee, holder);
+        }
+        provider.pendingOperator = nominee;
+        emit ProviderOperatorNominated(msg.sender, nominee, provider.operator);
     }
 
     function _checkOffer(bytes32 region, Resources calldata capacity) private pure {

@@ -539,6 +539,7 @@ contract VmRegistry is IVmRegistry {
         if (status == LeaseStatus.NotRegistered) revert VmRegistryUnknownProvider(provider);
         if (status == LeaseStatus.StakeTooLow) revert VmRegistryProviderStakeTooLow(provider);
         if (status == LeaseStatus.ExceedsCapacity) revert VmRegistryExceedsCapacity(provider, resources, available);
+        if (status == LeaseStatus.NoOperator) revert VmRegistryProviderNoOperator(provider);
     }
 
     /// @dev Leases order `vmId` to `bids[winner]` (whose capacity its bid reserved) and releases the other bids.

@@ -55,8 +55,9 @@ export interface DemoAccounts {
 }
 
 /**
- * Funds the demo tenants from the deployer and registers the demo provider (owner #1, operator #2).
- * Idempotent: tenants already holding `tenantFunding` and an already registered provider are skipped.
+ * Funds the demo tenants from the deployer and registers the demo provider (owner #1, operator #2, which accepts
+ * the role). Idempotent: tenants already holding `tenantFunding`, an already registered provider and an already
+ * accepted operator are skipped.
  */
 export async function setupDemo(
   ethers: HardhatEthers,
@@ -100,6 +101,14 @@ export async function setupDemo(
     await mined(`register provider ${owner.address} (operator ${operator.address}, region ${opts.region})`, tx, print);
     const [, , helloPrice] = await providerRegistry.quote(owner.address, { vcpu: 1, memoryMiB: 128, diskGiB: 1 });
     log(`provider registered; examples/hello.json costs ${formatPrice(helloPrice)} there`);
+  }
+  // The nominated operator takes the role itself (an operator key serves a provider only once it accepted).
+  if ((await providerRegistry.operatorOf(owner.address)) === operator.address) {
+    log(`operator ${operator.address} already operates the provider`);
+  } else if ((await providerRegistry.pendingOperatorOf(owner.address)) === operator.address) {
+    await mined(`operator ${operator.address} accepts the role`, await providerRegistry.connect(operator).acceptOperator(owner.address), print);
+  } else {
+    throw new Error(`The demo provider ${owner.address} neither has nor nominated operator ${operator.address}; redeploy the local chain.`);
   }
 
   return {

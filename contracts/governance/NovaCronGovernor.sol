@@ -15,7 +15,9 @@ import {IVotes} from "@openzeppelin/contracts/governance/utils/IVotes.sol";
 /// TimelockController, which is the `governance` address of ProviderRegistry and VmRegistry: the only
 /// caller of their parameter setters. Parameters are bounded by constants in those contracts, and no
 /// governance function moves a tenant's deposit or a provider's stake (see docs/trust.md).
-/// @dev Plain OpenZeppelin composition; the overrides below only resolve the multiple inheritance.
+/// Voting delay and voting period have floors (`MIN_VOTING_DELAY`, `MIN_VOTING_PERIOD`) that neither the
+/// deployment nor a proposal can go below.
+/// @dev OpenZeppelin composition; apart from the two floors, the overrides below only resolve the multiple inheritance.
 contract NovaCronGovernor is
     Governor,
     GovernorSettings,
@@ -24,6 +26,18 @@ contract NovaCronGovernor is
     GovernorVotesQuorumFraction,
     GovernorTimelockControl
 {
+    /// @notice The shortest voting delay, in blocks (the CreditToken clock). At least one block lies between a
+    /// proposal and the snapshot its votes are counted at, so nobody can acquire and delegate votes in the proposal's
+    /// own block and have them counted.
+    uint48 public constant MIN_VOTING_DELAY = 1;
+    /// @notice The shortest voting period, in blocks: every holder gets this many blocks to see and vote on a proposal.
+    uint32 public constant MIN_VOTING_PERIOD = 50;
+
+    /// @notice `votingDelay` is below `minimum` (`MIN_VOTING_DELAY`).
+    error NovaCronGovernorVotingDelayTooShort(uint256 votingDelay, uint256 minimum);
+    /// @notice `votingPeriod` is below `minimum` (`MIN_VOTING_PERIOD`).
+    error NovaCronGovernorVotingPeriodTooShort(uint256 votingPeriod, uint256 minimum);
+
     constructor(
         IVotes token,
         TimelockController timelock,
@@ -38,6 +52,20 @@ contract NovaCronGovernor is
         GovernorVotesQuorumFraction(quorumPercent)
         GovernorTimelockControl(timelock)
     {}
+
+    /// @dev Checked at deployment (GovernorSettings' constructor) and in `setVotingDelay`.
+    function _setVotingDelay(uint48 newVotingDelay) internal override {
+        if (newVotingDelay < MIN_VOTING_DELAY) revert NovaCronGovernorVotingDelayTooShort(newVotingDelay, MIN_VOTING_DELAY);
+        super._setVotingDelay(newVotingDelay);
+    }
+
+    /// @dev Checked at deployment (GovernorSettings' constructor) and in `setVotingPeriod`.
+    function _setVotingPeriod(uint32 newVotingPeriod) internal override {
+        if (newVotingPeriod < MIN_VOTING_PERIOD) {
+            revert NovaCronGovernorVotingPeriodTooShort(newVotingPeriod, MIN_VOTING_PERIOD);
+        }
+        super._setVotingPeriod(newVotingPeriod);
+    }
 
     function state(uint256 proposalId) public view override(Governor, GovernorTimelockControl) returns (ProposalState) {
         return super.state(proposalId);

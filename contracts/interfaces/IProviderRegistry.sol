@@ -8,7 +8,9 @@ enum LeaseStatus {
     Ok,
     NotRegistered,
     StakeTooLow,
-    ExceedsCapacity
+    ExceedsCapacity,
+    /// Registered, but no operator has accepted the role yet (`acceptOperator`): nobody could run the VM.
+    NoOperator
 }
 
 /// @title IProviderRegistry
@@ -17,7 +19,8 @@ enum LeaseStatus {
 /// Stake leaves only through `requestUnstake` + a thaw period, during which it can still be slashed;
 /// only the bound VM registry can lease capacity and slash, and only by the rules in `slash`.
 interface IProviderRegistry {
-    /// @notice A provider as stored. `operator` is the daemon's key; the owner keeps the stake.
+    /// @notice A provider as stored. `operator` is the daemon's key, zero until a nominated key accepted the role
+    /// (`pendingOperatorOf` shows the nomination); the owner keeps the stake.
     /// `leased` is the capacity held by live leases and never exceeds `capacity`.
     /// `unstaking` left `stake` at a `requestUnstake` and can be withdrawn from `thawEndsAt` on.
     struct Provider {
@@ -40,7 +43,8 @@ interface IProviderRegistry {
         uint16 slashBps;
     }
 
-    /// @notice Emitted once per provider when it registers.
+    /// @notice Emitted once per provider when it registers. `operator` is the nominated operator, which takes the role
+    /// with `acceptOperator` ({ProviderOperatorNominated} is emitted as well).
     event ProviderRegistered(
         address indexed provider,
         address indexed operator,
@@ -50,7 +54,11 @@ interface IProviderRegistry {
         string metadataCid,
         uint256 stake
     );
-    /// @notice Emitted when a provider rotates its operator key.
+    /// @notice A provider nominated `nominee` as its operator (zero: withdrew its pending nomination). Nothing changes
+    /// until the nominee calls `acceptOperator`; `currentOperator` keeps serving until then (zero: none yet).
+    event ProviderOperatorNominated(address indexed provider, address indexed nominee, address indexed currentOperator);
+    /// @notice `newOperator` accepted the nomination and now operates `provider`; `previousOperator` (zero after
+    /// registration) no longer does and is free to serve another provider.
     event ProviderOperatorChanged(address indexed provider, address indexed previousOperator, address indexed newOperator);
     /// @notice Emitted when a provider changes region, capacity, prices or metadata. Existing VMs keep their price.
     event ProviderOfferUpdated(
@@ -86,6 +94,8 @@ interface IProviderRegistry {
     error ProviderRegistryInvalidOperator(address operator);
     /// @notice `operator` already operates `provider`; one key serves one provider.
     error ProviderRegistryOperatorTaken(address operator, address provider);
+    /// @notice `caller` is not the operator `provider` nominated (`pending`, zero when none is pending).
+    error ProviderRegistryNotNominated(address provider, address caller, address pending);
     /// @notice Declared capacity must be non-zero in every dimension.
     error ProviderRegistryZeroCapacity(uint32 vcpu, uint32 memoryMiB, uint32 diskGiB);
     /// @notice The region code must be non-zero.
@@ -110,8 +120,9 @@ interface IProviderRegistry {
     /// @notice A parameter is outside its bounds.
     error ProviderRegistryInvalidParameter(bytes32 name, uint256 value, uint256 min, uint256 max);
 
-    /// @notice Registers the caller as a provider, pulling `stake` tokens (approve first).
-    /// @dev Emits a {ProviderRegistered} event.
+    /// @notice Registers the caller as a provider, pulling `stake` tokens (approve first), and nominates `operator`.
+    /// The provider takes no lease until `operator` accepts with `acceptOperator`.
+    /// @dev Emits {ProviderRegistered} and {ProviderOperatorNominated} events.
     function register(
         address operator,
         bytes32 region,
@@ -121,8 +132,14 @@ interface IProviderRegistry {
         uint256 stake
     ) external;
 
-    /// @notice Replaces the caller's operator key. Emits a {ProviderOperatorChanged} event.
+    /// @notice Nominates `newOperator` as the caller's operator key, replacing any pending nomination; zero
+    /// withdraws the pending nomination. The current operator serves until `newOperator` accepts with
+    /// `acceptOperator`. Emits a {ProviderOperatorNominated} event.
     function setOperator(address newOperator) external;
+
+    /// @notice The caller, nominated by `provider` (register/setOperator), becomes its operator; the previous
+    /// operator, if any, is released. Emits a {ProviderOperatorChanged} event.
+    function acceptOperator(address provider) external;
 
     /// @notice Replaces the caller's offer; capacity may not drop below what is leased (live leases and standing bids),
     /// and the region may not change while anything is leased ({ProviderRegistryRegionLocked}). New prices apply
@@ -142,7 +159,7 @@ interface IProviderRegistry {
     function withdrawStake() external returns (uint256 amount);
 
     /// @notice VM registry only: reserves `resources` of `provider`'s capacity for a new lease when the
-    /// provider is registered, holds at least the minimum stake and has room; otherwise changes nothing.
+    /// provider is registered, has an operator, holds at least the minimum stake and has room; otherwise changes nothing.
     /// @return status Ok, or why the lease was refused.
     /// @return region The provider's region.
     /// @return available Capacity left before this lease.
@@ -176,8 +193,11 @@ interface IProviderRegistry {
     /// @notice Whether `provider` is registered.
     function isRegistered(address provider) external view returns (bool);
 
-    /// @notice The operator key of `provider` (zero when unregistered).
+    /// @notice The operator key of `provider` (zero when unregistered or when no nominated key has accepted yet).
     function operatorOf(address provider) external view returns (address);
+
+    /// @notice The operator `provider` nominated that has not accepted yet (zero when none).
+    function pendingOperatorOf(address provider) external view returns (address);
 
     /// @notice The provider that `operator` operates (zero when none).
     function providerOfOperator(address operator) external view returns (address);

@@ -178,6 +178,8 @@ interface IVmRegistry {
     error VmRegistryNothingToWithdraw(address provider);
     /// @notice `provider` holds less than the minimum stake, so it cannot bid or take leases.
     error VmRegistryProviderStakeTooLow(address provider);
+    /// @notice `provider` has no operator yet (its nominated key has not called `acceptOperator`), so it takes no lease.
+    error VmRegistryProviderNoOperator(address provider);
     /// @notice `caller` is not the operator key of any provider.
     error VmRegistryNotAnOperator(address caller);
     /// @notice An order allows at most `max` regions, none of them zero.

@@ -6,13 +6,15 @@ import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import pino from "pino";
-import { parseUnits } from "viem";
+import { parseUnits, zeroAddress, type Hex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
 import { loadConfig } from "./config.ts";
 import { FailureReason } from "./failure-reasons.ts";
 import { destroyAllWorkloads } from "./drivers/process.ts";
-import { startService, type Service } from "./service.ts";
+import { ServiceStartError, startService, type Service } from "./service.ts";
 import { startTestStack, type TestStack } from "./testing/stack.ts";
 import { sleep } from "../../scripts/stack/processes.ts";
+import { devPrivateKey } from "../../scripts/lib/accounts.ts";
 
 const hello = JSON.parse(readFileSync(new URL("../../examples/hello.json", import.meta.url), "utf8"));
 
@@ -188,5 +190,39 @@ describe("provider daemon", () => {
     await assert.rejects(stack.vm(vmId), /does not exist/);
     await until("the orphaned workload to be destroyed", async () => !alive(running.driver.pid!) || undefined);
     await until("the daemon to forget the VM", async () => ((await apiVm(service, vmId)) === undefined ? true : undefined));
+  });
+
+  test("a daemon started with the key its provider nominated accepts the operator role; any other key is refused with the fix", async () => {
+    // A second provider (account #6) nominates a fresh key (#7); #8 is a key nobody nominated.
+    const owner = privateKeyToAccount(devPrivateKey(6) as Hex).address;
+    const nomineeKey = devPrivateKey(7) as Hex;
+    const nominee = privateKeyToAccount(nomineeKey).address;
+    const strangerKey = devPrivateKey(8) as Hex;
+    await stack.registerProvider(owner, nominee);
+    assert.deepEqual(await stack.operatorsOf(owner), { operator: zeroAddress, pending: nominee });
+
+    const dir = join(stack.dir, "daemon-nominated");
+    mkdirSync(dir);
+    const strangerConfig = loadConfig(stack.writeDaemonConfig(dir, { provider: owner, operatorKey: strangerKey }), {});
+    await assert.rejects(startService(strangerConfig, pino({ level: "silent" })), (error: unknown) => {
+      assert.ok(error instanceof ServiceStartError);
+      assert.match(error.message, /is neither the operator of provider .* \(operator: none yet\) nor nominated by it \(pending: 0x/);
+      assert.match(error.message, /provider:set-operator --operator 0x[0-9a-fA-F]{40}/);
+      return true;
+    });
+    assert.deepEqual(await stack.operatorsOf(owner), { operator: zeroAddress, pending: nominee });
+
+    const config = loadConfig(stack.writeDaemonConfig(dir, { provider: owner, operatorKey: nomineeKey }), {});
+    const daemon = await startService(config, pino({ level: "silent" }));
+    try {
+      assert.deepEqual(await stack.operatorsOf(owner), { operator: nominee, pending: zeroAddress });
+    } finally {
+      await daemon.stop();
+    }
+    // A restart finds the key in place and sends nothing.
+    const blockBefore = await stack.publicClient.getBlockNumber();
+    const again = await startService(config, pino({ level: "silent" }));
+    await again.stop();
+    assert.equal(await stack.publicClient.getBlockNumber(), blockBefore);
   });
 });

@@ -68,7 +68,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
 
     const chainId = await rpcChainId(config);
     const clients = createChainClients({ rpcUrl: config.rpcUrl, chainId, operatorKey: config.operatorKey, pollingInterval: config.pollIntervalMs });
-    await checkOperator(config, clients);
+    await ensureOperator(config, clients, logger);
 
     const sender = createReportSender({
       ...clients,
@@ -171,17 +171,56 @@ async function rpcChainId(config: Config): Promise<number> {
   return chainId;
 }
 
-async function checkOperator(config: Config, { publicClient, account }: ReturnType<typeof createChainClients>): Promise<void> {
-  const operator = await publicClient.readContract({
-    address: config.contracts.providerRegistry,
-    abi: providerRegistryAbi,
-    functionName: "operatorOf",
-    args: [config.provider],
-  });
-  if (operator.toLowerCase() !== account.address.toLowerCase()) {
+/**
+ * The daemon's key must operate the configured provider. A key the provider nominated (provider:register or
+ * provider:set-operator) takes the role here: the daemon sends acceptOperator(provider) once, at startup, so that
+ * starting the daemon with the new key is all a provider does to rotate keys or finish registering. Any other
+ * key is refused with the step that fixes it.
+ */
+async function ensureOperator(config: Config, { publicClient, walletClient, account }: ReturnType<typeof createChainClients>, logger: Logger): Promise<void> {
+  const registry = config.contracts.providerRegistry;
+  const read = (functionName: "isRegistered" | "operatorOf" | "pendingOperatorOf") =>
+    publicClient.readContract({ address: registry, abi: providerRegistryAbi, functionName, args: [config.provider] });
+  const [registered, operator, pending] = await Promise.all([read("isRegistered"), read("operatorOf"), read("pendingOperatorOf")]);
+  const me = account.address.toLowerCase();
+  if (registered !== true) {
     throw new ServiceStartError(
-      `the operator key's address ${account.address} is not the operator of provider ${config.provider} (registered operator: ${operator}). ` +
-        "Use the operator key the provider registered, or run provider:register / setOperator.",
+      `provider ${config.provider} is not registered in the ProviderRegistry at ${registry}. ` +
+        `Check "provider" (the owner's address) and "contracts" in the config, or register it with \`npx hardhat provider:register --operator ${account.address} ...\`.`,
     );
   }
+  if (String(operator).toLowerCase() === me) return;
+  if (String(pending).toLowerCase() === me) {
+    logger.info({ msg: "accepting the operator role the provider nominated this key for", provider: config.provider, previous_operator: operator });
+    let hash: `0x${string}`;
+    try {
+      const { request } = await publicClient.simulateContract({
+        account,
+        address: registry,
+        abi: providerRegistryAbi,
+        functionName: "acceptOperator",
+        args: [config.provider],
+      });
+      hash = await walletClient.writeContract(request);
+    } catch (error) {
+      const text = error instanceof Error ? error.message : String(error);
+      const fix = /ProviderRegistryOperatorTaken/.test(text)
+        ? "This key already operates another provider: that provider nominates another key, which accepts, to release it."
+        : /insufficient funds|exceeds the balance/i.test(text)
+          ? "The key needs gas for one transaction; fund it and start the daemon again."
+          : "Fix the cause and start the daemon again.";
+      throw new ServiceStartError(`could not accept the operator role of provider ${config.provider} with ${account.address}: ${text.split("\n")[0]}. ${fix}`);
+    }
+    const receipt = await publicClient.waitForTransactionReceipt({ hash });
+    if (receipt.status !== "success") throw new ServiceStartError(`acceptOperator(${config.provider}) reverted in transaction ${hash}.`);
+    logger.info({ msg: "accepted the operator role", provider: config.provider, previous_operator: operator, tx: hash });
+    return;
+  }
+  const ZERO = "0x0000000000000000000000000000000000000000";
+  throw new ServiceStartError(
+    `the operator key's address ${account.address} is neither the operator of provider ${config.provider} ` +
+      `(operator: ${operator === ZERO ? "none yet" : operator}) nor nominated by it (pending: ${pending === ZERO ? "none" : pending}). ` +
+      `Have the provider's owner nominate this key with \`npx hardhat provider:set-operator --operator ${account.address}\` ` +
+      "(setOperator), then start the daemon again: it accepts the nomination at startup. Or start it with the operator key the provider has.",
+  );
 }

@@ -154,6 +154,12 @@ const HINTS: Record<string, Hint> = {
     "The operator must be a non-zero address different from the provider's own (owner) address: the daemon's hot key.",
   ProviderRegistryOperatorTaken: (e) =>
     `${e.args["operator"]} already operates provider ${e.args["provider"]}; each provider needs its own operator key.`,
+  ProviderRegistryNotNominated: (e, ctx) =>
+    `${e.args["caller"]} is not the operator provider ${e.args["provider"]} nominated (pending: ${e.args["pending"]}). ` +
+    `The provider's owner nominates the key first: \`${command(ctx, `provider:set-operator --operator ${e.args["caller"]}`)}\`.`,
+  VmRegistryProviderNoOperator: (e, ctx) =>
+    `Provider ${e.args["provider"]} has no operator yet: the key it nominated has not accepted. ` +
+    `Choose another provider, or (as that provider) run \`${command(ctx, `provider:accept-operator --provider ${e.args["provider"]}`)}\` with the operator key.`,
   ProviderRegistryZeroCapacity: () => "Declare a non-zero capacity in every dimension: --vcpu, --memory and --disk.",
   ProviderRegistryInvalidRegion: () => "Pass a region code, e.g. --region eu-west-1.",
   ProviderRegistryZeroAmount: () => "The amount must be greater than zero.",

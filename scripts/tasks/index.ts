@@ -64,6 +64,14 @@ const marketTasks = [
   simpleTask("vm:expire", "Anyone: expire a VM whose provider missed the provisioning deadline (refund + slash)", [ID, SENDER], async () => (await market()).vmExpire),
   simpleTask("vm:close", "Anyone: close a Suspended VM after its grace period, or a reclaimed VM after its notice", [ID, SENDER], async () => (await market()).vmClose),
   simpleTask("provider:exit", "Operator: announce reclaiming a lease; billing stops after the exit notice", [ID, SENDER], async () => (await market()).providerExit),
+  simpleTask("provider:set-operator", "Provider owner: nominate a new operator key (none withdraws a nomination); it takes over once it accepts (sent here when this network holds the key)", [
+    ["operator", "New operator: address or account index, or none (required)"],
+    SENDER,
+  ], async () => (await import("./provider-operator.ts")).providerSetOperator),
+  simpleTask("provider:accept-operator", "Operator key: accept the nomination of --provider and become its operator", [
+    ["provider", "Provider (owner address or account index) that nominated the key (required)"],
+    ["from", `${FROM} (default: the pending nominee, when the network holds its key)`],
+  ], async () => (await import("./provider-operator.ts")).providerAcceptOperator),
   simpleTask("provider:stake", "Provider owner: add stake", [["amount", "NCC (required)"], SENDER], async () => (await market()).providerStake),
   simpleTask("provider:unstake", "Provider owner: start thawing stake (slashable until withdrawn)", [["amount", "NCC (required)"], SENDER], async () => (await market()).providerUnstake),
   simpleTask("provider:withdraw-stake", "Provider owner: withdraw thawed stake", [SENDER], async () => (await market()).providerWithdrawStake),

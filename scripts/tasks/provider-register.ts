@@ -1,4 +1,5 @@
-// provider:register — stake and register as a provider (approve, then register).
+// provider:register — stake and register as a provider (approve, then register), nominating the operator key;
+// the key accepts here when this network can sign for it, else the task prints the step to run where it is.
 import type { HardhatRuntimeEnvironment } from "hardhat/types/hre";
 import { resolveAddress, resolveSigner } from "../lib/accounts.ts";
 import { eventsIn, mined, openNovaCron } from "../lib/contracts.ts";
@@ -15,6 +16,7 @@ import {
   UINT64_MAX,
 } from "../lib/format.ts";
 import { ensureAllowance, requireBalance } from "../lib/token.ts";
+import { acceptIfLocal } from "./provider-operator.ts";
 import { formatUnits, ZeroAddress } from "ethers";
 
 export interface ProviderRegisterArgs {
@@ -33,8 +35,13 @@ export interface ProviderRegisterArgs {
 
 export interface ProviderRegisterResult {
   provider: string;
+  /** The nominated operator key. */
   operator: string;
+  /** Whether the operator accepted in this task (it can take VMs only then). */
+  accepted: boolean;
   txHash: string;
+  /** The acceptOperator transaction, when this network held the operator key. */
+  acceptTxHash: string | undefined;
   stake: bigint;
 }
 
@@ -93,7 +100,7 @@ export default async function providerRegister(args: ProviderRegisterArgs, hre: 
     console.log(`Registered provider ${signer.address}`);
     console.log(
       renderFields([
-        ["operator", operator],
+        ["operator", `${operator} (nominated)`],
         ["region", region],
         ["capacity", formatResources(capacity)],
         ["prices (wei/s)", `${prices.perVcpuSecond} per vCPU, ${prices.perMemoryMiBSecond} per MiB, ${prices.perDiskGiBSecond} per GiB disk`],
@@ -101,10 +108,11 @@ export default async function providerRegister(args: ProviderRegisterArgs, hre: 
         ["metadata", metadata || "(none)"],
       ]),
     );
+    const acceptTxHash = await acceptIfLocal(s, signer.address, operator, hre.globalOptions.network);
     console.log(
       `Tenants request VMs from it with \`${command({ network: hre.globalOptions.network }, `vm:request --manifest FILE --provider ${signer.address}`)}\`; ` +
         `run a daemon with the operator's key to serve them.`,
     );
-    return { provider: signer.address, operator, txHash: tx.hash, stake };
+    return { provider: signer.address, operator, accepted: acceptTxHash !== undefined, txHash: tx.hash, acceptTxHash, stake };
   });
 }

@@ -320,6 +320,8 @@ contract MarketplaceInvariantTest is Test {
                 1_000e18
             );
             vm.stopPrank();
+            vm.prank(operators[i]);
+            providers.acceptOperator(owners[i]);
             token.transfer(tenants[i], 1e24);
             vm.prank(tenants[i]);
             token.approve(address(vms), type(uint256).max);

@@ -46,9 +46,10 @@ async function at(t: bigint, send: () => Promise<ContractTransactionResponse>): 
   return send();
 }
 
-/** Registers `provider2` (operator2) in `region` with the fixture's prices and capacity. */
+/** Registers `provider2` (operator2, which accepts) in `region` with the fixture's prices and capacity. */
 async function registerProvider2(f: Fixture, region = REGION2, capacity = CAPACITY) {
   await f.providers.connect(f.provider2).register(f.operator2.address, region, capacity, PRICES, METADATA_CID, MIN_STAKE);
+  await f.providers.connect(f.operator2).acceptOperator(f.provider2.address);
 }
 
 /** Opens an order of `SMALL_VM` by `f.tenant`; returns its id. */
@@ -65,6 +66,7 @@ async function extraProvider(f: Fixture, region = REGION): Promise<[Signer & { a
   await f.token.transfer(owner.address, MIN_STAKE);
   await f.token.connect(owner).approve(await f.providers.getAddress(), MIN_STAKE);
   await f.providers.connect(owner).register(operator.address, region, CAPACITY, PRICES, "", MIN_STAKE);
+  await f.providers.connect(operator).acceptOperator(owner.address);
   return [owner, operator];
 }
 

@@ -2,7 +2,9 @@ import { expect } from "chai";
 import { network } from "hardhat";
 import {
   CAPACITY,
+  DEPOSIT,
   deployFixture,
+  MANIFEST,
   METADATA_CID,
   MIN_STAKE,
   PRICES,
@@ -39,6 +41,32 @@ describe("ProviderRegistry", function () {
     f = await networkHelpers.loadFixture(deployFixture);
   });
 
+  describe("audit findings (issue 9): operators", function () {
+    it("audit: an operator key cannot be squatted by another provider's register or setOperator", async function () {
+      // The attacker is a funded provider owner who names the victim's daemon key as its own operator.
+      const attacker = f.stranger;
+      await f.token.transfer(attacker.address, 2n * MIN_STAKE);
+      await f.token.connect(attacker).approve(await f.providers.getAddress(), ethers.MaxUint256);
+      const victimKey = f.operator2;
+      await f.providers.connect(attacker).register(victimKey.address, REGION2, CAPACITY2, PRICES2, CID2, MIN_STAKE);
+      // The fixture's provider nominates the same key too (setOperator path of the attack).
+      await f.providers.connect(f.provider).setOperator(victimKey.address);
+
+      // The attacker gained nothing: the key operates no provider and nobody's operator changed.
+      expect(await f.providers.providerOfOperator(victimKey.address)).to.equal(ethers.ZeroAddress);
+      expect(await f.providers.operatorOf(attacker.address)).to.equal(ethers.ZeroAddress);
+      expect(await f.providers.operatorOf(f.provider.address)).to.equal(f.operator.address);
+
+      // The victim registers with its own key and the key accepts: it is not locked out.
+      await registerProvider2(f);
+      await f.providers.connect(victimKey).acceptOperator(f.provider2.address);
+      expect(await f.providers.operatorOf(f.provider2.address)).to.equal(victimKey.address);
+      expect(await f.providers.providerOfOperator(victimKey.address)).to.equal(f.provider2.address);
+      // The squatters' nominations stay unanswered; a provider without an accepted operator takes no lease.
+      expect((await f.providers.leaseStatus(attacker.address, SMALL_VM))[0]).to.equal(4n); // NoOperator
+    });
+  });
+
   describe("configuration", function () {
     it("exposes the stake token and the minimum stake it was deployed with", async function () {
       expect(await f.providers.stakeToken()).to.equal(await f.token.getAddress());
@@ -47,22 +75,33 @@ describe("ProviderRegistry", function () {
   });
 
   describe("register", function () {
-    it("stores the offer, maps the operator both ways and emits ProviderRegistered with every field", async function () {
+    it("stores the offer, nominates the operator and emits ProviderRegistered with every field", async function () {
       const stake = MIN_STAKE + 1n;
       await expect(registerProvider2(f, stake))
         .to.emit(f.providers, "ProviderRegistered")
-        .withArgs(f.provider2.address, f.operator2.address, REGION2, tuple(CAPACITY2), pricesTuple(PRICES2), CID2, stake);
+        .withArgs(f.provider2.address, f.operator2.address, REGION2, tuple(CAPACITY2), pricesTuple(PRICES2), CID2, stake)
+        .and.to.emit(f.providers, "ProviderOperatorNominated")
+        .withArgs(f.provider2.address, f.operator2.address, ethers.ZeroAddress);
 
       const p = await f.providers.getProvider(f.provider2.address);
-      expect(p.operator).to.equal(f.operator2.address);
+      // Registered, but nominated only: no operator until the key accepts.
+      expect(p.operator).to.equal(ethers.ZeroAddress);
+      expect(await f.providers.pendingOperatorOf(f.provider2.address)).to.equal(f.operator2.address);
+      expect(await f.providers.providerOfOperator(f.operator2.address)).to.equal(ethers.ZeroAddress);
       expect(tuple(p.capacity)).to.deep.equal(tuple(CAPACITY2));
       expect(pricesTuple(p.prices)).to.deep.equal(pricesTuple(PRICES2));
       expect(p.region).to.equal(REGION2);
       expect(p.stake).to.equal(stake);
       expect(p.metadataCid).to.equal(CID2);
       expect(await f.providers.isRegistered(f.provider2.address)).to.equal(true);
+      expect((await f.providers.quote(f.provider2.address, SMALL_VM))[0]).to.equal(true);
+
+      await expect(f.providers.connect(f.operator2).acceptOperator(f.provider2.address))
+        .to.emit(f.providers, "ProviderOperatorChanged")
+        .withArgs(f.provider2.address, ethers.ZeroAddress, f.operator2.address);
       expect(await f.providers.operatorOf(f.provider2.address)).to.equal(f.operator2.address);
       expect(await f.providers.providerOfOperator(f.operator2.address)).to.equal(f.provider2.address);
+      expect(await f.providers.pendingOperatorOf(f.provider2.address)).to.equal(ethers.ZeroAddress);
     });
 
     it("pulls exactly the stake from the provider into the registry", async function () {
@@ -113,7 +152,7 @@ describe("ProviderRegistry", function () {
         .withArgs(f.provider2.address);
     });
 
-    it("reverts with ProviderRegistryOperatorTaken naming the provider that holds the key", async function () {
+    it("reverts with ProviderRegistryOperatorTaken naming the provider an accepted key serves", async function () {
       await expect(
         f.providers.connect(f.provider2).register(f.operator.address, REGION2, CAPACITY2, PRICES2, CID2, MIN_STAKE),
       )
@@ -149,27 +188,55 @@ describe("ProviderRegistry", function () {
     });
   });
 
-  describe("setOperator", function () {
-    it("rotates the key, emits ProviderOperatorChanged and frees the old key", async function () {
+  describe("setOperator and acceptOperator", function () {
+    it("nominates without changing the operator; the nominee's acceptOperator rotates the key and frees the old one", async function () {
       await expect(f.providers.connect(f.provider).setOperator(f.operator2.address))
+        .to.emit(f.providers, "ProviderOperatorNominated")
+        .withArgs(f.provider.address, f.operator2.address, f.operator.address)
+        .and.not.to.emit(f.providers, "ProviderOperatorChanged");
+      // The current operator keeps serving until the nominee accepts.
+      expect(await f.providers.operatorOf(f.provider.address)).to.equal(f.operator.address);
+      expect(await f.providers.providerOfOperator(f.operator.address)).to.equal(f.provider.address);
+      expect(await f.providers.providerOfOperator(f.operator2.address)).to.equal(ethers.ZeroAddress);
+      expect(await f.providers.pendingOperatorOf(f.provider.address)).to.equal(f.operator2.address);
+
+      await expect(f.providers.connect(f.operator2).acceptOperator(f.provider.address))
         .to.emit(f.providers, "ProviderOperatorChanged")
         .withArgs(f.provider.address, f.operator.address, f.operator2.address);
-
       expect(await f.providers.operatorOf(f.provider.address)).to.equal(f.operator2.address);
       expect(await f.providers.providerOfOperator(f.operator2.address)).to.equal(f.provider.address);
       expect(await f.providers.providerOfOperator(f.operator.address)).to.equal(ethers.ZeroAddress);
+      expect(await f.providers.pendingOperatorOf(f.provider.address)).to.equal(ethers.ZeroAddress);
 
       // The freed key can now serve another provider.
       await f.providers.connect(f.provider2).register(f.operator.address, REGION2, CAPACITY2, PRICES2, CID2, MIN_STAKE);
+      await f.providers.connect(f.operator).acceptOperator(f.provider2.address);
       expect(await f.providers.providerOfOperator(f.operator.address)).to.equal(f.provider2.address);
     });
 
-    it("keeps the key assigned when the provider sets its current operator again", async function () {
-      await expect(f.providers.connect(f.provider).setOperator(f.operator.address))
-        .to.emit(f.providers, "ProviderOperatorChanged")
-        .withArgs(f.provider.address, f.operator.address, f.operator.address);
-      expect(await f.providers.providerOfOperator(f.operator.address)).to.equal(f.provider.address);
+    it("a new nomination replaces the pending one; setOperator(0) withdraws it", async function () {
+      await f.providers.connect(f.provider).setOperator(f.operator2.address);
+      await expect(f.providers.connect(f.provider).setOperator(f.stranger.address))
+        .to.emit(f.providers, "ProviderOperatorNominated")
+        .withArgs(f.provider.address, f.stranger.address, f.operator.address);
+      await expect(f.providers.connect(f.operator2).acceptOperator(f.provider.address))
+        .to.be.revertedWithCustomError(f.providers, "ProviderRegistryNotNominated")
+        .withArgs(f.provider.address, f.operator2.address, f.stranger.address);
+
+      await expect(f.providers.connect(f.provider).setOperator(ethers.ZeroAddress))
+        .to.emit(f.providers, "ProviderOperatorNominated")
+        .withArgs(f.provider.address, ethers.ZeroAddress, f.operator.address);
+      expect(await f.providers.pendingOperatorOf(f.provider.address)).to.equal(ethers.ZeroAddress);
+      await expect(f.providers.connect(f.stranger).acceptOperator(f.provider.address))
+        .to.be.revertedWithCustomError(f.providers, "ProviderRegistryNotNominated")
+        .withArgs(f.provider.address, f.stranger.address, ethers.ZeroAddress);
       expect(await f.providers.operatorOf(f.provider.address)).to.equal(f.operator.address);
+    });
+
+    it("acceptOperator reverts with ProviderRegistryNotRegistered for an unregistered provider", async function () {
+      await expect(f.providers.connect(f.operator2).acceptOperator(f.stranger.address))
+        .to.be.revertedWithCustomError(f.providers, "ProviderRegistryNotRegistered")
+        .withArgs(f.stranger.address);
     });
 
     it("reverts with ProviderRegistryNotRegistered for an unregistered caller", async function () {
@@ -178,22 +245,47 @@ describe("ProviderRegistry", function () {
         .withArgs(f.stranger.address);
     });
 
-    it("reverts with ProviderRegistryInvalidOperator for zero and for the owner's own key", async function () {
-      await expect(f.providers.connect(f.provider).setOperator(ethers.ZeroAddress))
-        .to.be.revertedWithCustomError(f.providers, "ProviderRegistryInvalidOperator")
-        .withArgs(ethers.ZeroAddress);
+    it("reverts with ProviderRegistryInvalidOperator for the owner's own key", async function () {
       await expect(f.providers.connect(f.provider).setOperator(f.provider.address))
         .to.be.revertedWithCustomError(f.providers, "ProviderRegistryInvalidOperator")
         .withArgs(f.provider.address);
     });
 
-    it("reverts with ProviderRegistryOperatorTaken and leaves the current key in place", async function () {
+    it("reverts with ProviderRegistryOperatorTaken for a key that serves a provider, the caller's own included", async function () {
       await registerProvider2(f);
+      await f.providers.connect(f.operator2).acceptOperator(f.provider2.address);
       await expect(f.providers.connect(f.provider).setOperator(f.operator2.address))
         .to.be.revertedWithCustomError(f.providers, "ProviderRegistryOperatorTaken")
         .withArgs(f.operator2.address, f.provider2.address);
+      await expect(f.providers.connect(f.provider).setOperator(f.operator.address))
+        .to.be.revertedWithCustomError(f.providers, "ProviderRegistryOperatorTaken")
+        .withArgs(f.operator.address, f.provider.address);
       expect(await f.providers.providerOfOperator(f.operator.address)).to.equal(f.provider.address);
       expect(await f.providers.operatorOf(f.provider.address)).to.equal(f.operator.address);
+    });
+
+    it("acceptOperator reverts with ProviderRegistryOperatorTaken when the key accepted another provider meanwhile", async function () {
+      // Both providers nominate the same unused key; it can serve only the first it accepts.
+      await registerProvider2(f);
+      await f.providers.connect(f.provider).setOperator(f.operator2.address);
+      await f.providers.connect(f.operator2).acceptOperator(f.provider2.address);
+      await expect(f.providers.connect(f.operator2).acceptOperator(f.provider.address))
+        .to.be.revertedWithCustomError(f.providers, "ProviderRegistryOperatorTaken")
+        .withArgs(f.operator2.address, f.provider2.address);
+      expect(await f.providers.operatorOf(f.provider.address)).to.equal(f.operator.address);
+    });
+
+    it("a provider whose nominee has not accepted takes no lease (LeaseStatus.NoOperator) and requestVm names why", async function () {
+      await registerProvider2(f);
+      const [status, region, available] = await f.providers.leaseStatus(f.provider2.address, SMALL_VM);
+      expect(status).to.equal(4n); // NoOperator
+      expect(region).to.equal(REGION2);
+      expect(tuple(available)).to.deep.equal(tuple(CAPACITY2));
+      await expect(f.vms.connect(f.tenant).requestVm(f.provider2.address, MANIFEST, SMALL_VM, 2n ** 88n - 1n, DEPOSIT))
+        .to.be.revertedWithCustomError(f.vms, "VmRegistryProviderNoOperator")
+        .withArgs(f.provider2.address);
+      await f.providers.connect(f.operator2).acceptOperator(f.provider2.address);
+      expect((await f.providers.leaseStatus(f.provider2.address, SMALL_VM))[0]).to.equal(0n);
     });
   });
 
@@ -262,6 +354,7 @@ describe("ProviderRegistry", function () {
       expect(await f.providers.isRegistered(f.stranger.address)).to.equal(false);
       expect(await f.providers.operatorOf(f.stranger.address)).to.equal(ethers.ZeroAddress);
       expect(await f.providers.providerOfOperator(f.stranger.address)).to.equal(ethers.ZeroAddress);
+      expect(await f.providers.pendingOperatorOf(f.stranger.address)).to.equal(ethers.ZeroAddress);
     });
   });
 

@@ -74,6 +74,8 @@ abstract contract VmRegistryTestBase is Test {
             MIN_STAKE
         );
         vm.stopPrank();
+        vm.prank(op);
+        providers.acceptOperator(owner);
     }
 
     function _fundTenant(address who) internal {

@@ -768,6 +768,9 @@ describe("VmRegistry", function () {
     it("rejects the old operator and accepts the new one for existing VMs", async function () {
       const vmId = await requestVm(f);
       await f.providers.connect(f.provider).setOperator(f.operator2.address);
+      // Until the new key accepts, the old one still operates the provider.
+      expect(await f.providers.operatorOf(f.provider.address)).to.equal(f.operator.address);
+      await f.providers.connect(f.operator2).acceptOperator(f.provider.address);
 
       await expect(f.vms.connect(f.operator).reportProvisioning(vmId))
         .to.be.revertedWithCustomError(f.vms, "VmRegistryNotOperator")

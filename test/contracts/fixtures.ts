@@ -88,7 +88,7 @@ export interface Fixture {
 
 /**
  * Token with the whole supply minted to the deployer; ProviderRegistry with `MIN_STAKE`; VmRegistry;
- * one provider registered with a distinct operator; two tenants funded and approved for VmRegistry;
+ * one provider registered with a distinct operator, which accepted the role; two tenants funded and approved for VmRegistry;
  * a second, unregistered provider funded and approved for ProviderRegistry.
  */
 export async function deployFixture({ ethers }: NetworkConnection): Promise<Fixture> {
@@ -127,6 +127,7 @@ export async function deployFixture({ ethers }: NetworkConnection): Promise<Fixt
     await token.connect(p).approve(await providers.getAddress(), ethers.MaxUint256);
   }
   await providers.connect(provider).register(operator.address, REGION, CAPACITY, PRICES, METADATA_CID, MIN_STAKE);
+  await providers.connect(operator).acceptOperator(provider.address);
 
   return { ethers, token, providers, vms, deployer, provider, operator, tenant, tenant2, stranger, provider2, operator2, treasury };
 }

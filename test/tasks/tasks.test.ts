@@ -462,7 +462,7 @@ describe("tasks against a JSON-RPC node and an IPFS node", function () {
     assert.match(failed(await run("gov:propose", { contract: "x", set: "a=1" })).message, /--contract must be/);
   });
 
-  it("provider:register approves, registers and refuses a taken operator before spending gas", async () => {
+  it("provider:register approves, registers, has a local operator key accept, and refuses a taken operator before spending gas", async () => {
     const taken = failed(await run("provider:register", {
       operator: "2", region: "eu-west-1", vcpu: "4", memory: "8192", disk: "100",
       priceVcpu: "1", priceMemory: "1", priceDisk: "1", from: "4",
@@ -477,7 +477,12 @@ describe("tasks against a JSON-RPC node and an IPFS node", function () {
     assert.equal(value.stake, parseUnits("1500", 18));
     const { providerRegistry } = await getContracts(connection.ethers, addresses);
     const provider = await providerRegistry.getProvider(value.provider);
+    // The node holds account #6's key, so the task had the nominated operator accept.
+    assert.equal(value.accepted, true);
+    assert.match(value.acceptTxHash ?? "", /^0x[0-9a-f]{64}$/);
     assert.equal(provider.operator, value.operator);
+    assert.equal(await providerRegistry.providerOfOperator(value.operator), value.provider);
+    assert.match(r.out, /accepted: it now operates provider/);
     assert.equal(bytes32ToRegion(provider.region), "eu-west-1");
     assert.equal(provider.capacity.memoryMiB, 8192n);
     assert.match(r.out, /^approve 1500.0 NCC: tx 0x/m);
@@ -489,6 +494,46 @@ describe("tasks against a JSON-RPC node and an IPFS node", function () {
     }));
     assert.match(again.message, /already a registered provider/);
     assert.match(failed(await run("provider:register", { operator: "7", region: "eu", vcpu: "0", memory: "1", disk: "1", priceVcpu: "1", priceMemory: "1", priceDisk: "1", from: "5" })).message, /--vcpu must be at least 1/);
+  });
+
+  it("provider:register with a key the node does not hold prints the step; provider:set-operator and provider:accept-operator rotate the key", async () => {
+    type O = import("../../scripts/tasks/provider-operator.ts").OperatorResult;
+    const remote = "0x000000000000000000000000000000000000bEEF";
+    const signers = await connection.ethers.getSigners();
+    const { providerRegistry, creditToken } = await getContracts(connection.ethers, addresses);
+    await (await creditToken.connect(signers[0]!).transfer(signers[9]!.address, 1_000n * TOKEN)).wait();
+    const r = await run<ProviderRegisterResult>("provider:register", {
+      operator: remote, region: "eu-west-1", vcpu: "4", memory: "8192", disk: "100",
+      priceVcpu: "1", priceMemory: "1", priceDisk: "1", from: "9",
+    });
+    const value = ok(r);
+    assert.equal(value.accepted, false);
+    assert.match(r.out, new RegExp(`provider:accept-operator --provider ${value.provider} --from ${remote} --network localhost`));
+    assert.equal(await providerRegistry.operatorOf(value.provider), ZeroAddress);
+    assert.equal(await providerRegistry.pendingOperatorOf(value.provider), remote);
+
+    // A key the node holds: nominated and accepted in one task.
+    const rotated = ok(await run<O>("provider:set-operator", { operator: "10", from: "9" }));
+    assert.deepEqual([rotated.operator, rotated.pendingOperator, rotated.accepted], [signers[10]!.address, ZeroAddress, true]);
+    // A remote key: nominated, the old operator serves on; the nominee accepts with provider:accept-operator.
+    const pending = ok(await run<O>("provider:set-operator", { operator: remote, from: "9" }));
+    assert.deepEqual([pending.operator, pending.pendingOperator, pending.accepted], [signers[10]!.address, remote, false]);
+    ok(await run<O>("provider:set-operator", { operator: "none", from: "9" }));
+    assert.equal(await providerRegistry.pendingOperatorOf(value.provider), ZeroAddress);
+    ok(await run<O>("provider:set-operator", { operator: "11", from: "9" })); // nominated and accepted
+    assert.equal(await providerRegistry.operatorOf(value.provider), signers[11]!.address);
+
+    // The contract's refusals, decoded with a hint.
+    const notNominated = failed(await run("provider:accept-operator", { provider: "9", from: "12" }));
+    assert.equal(notNominated.contractError?.name, "ProviderRegistryNotNominated");
+    assert.match(notNominated.hint ?? "", /provider:set-operator --operator 0x/);
+    assert.match(failed(await run("provider:accept-operator", { provider: "9" })).message, /has no pending operator nomination/);
+    assert.match(failed(await run("provider:set-operator", { operator: "2", from: "9" })).message, /already operates provider/);
+    assert.match(failed(await run("provider:set-operator", { operator: "12", from: "13" })).message, /is not a registered provider/);
+    // Nominated directly on the contract (as from another machine): provider:accept-operator defaults to the nominee.
+    await (await providerRegistry.connect(signers[9]!).setOperator(signers[12]!.address)).wait();
+    const accepted = ok(await run<O>("provider:accept-operator", { provider: "9" }));
+    assert.deepEqual([accepted.operator, accepted.pendingOperator], [signers[12]!.address, ZeroAddress]);
   });
 
   it("resolves --from and address options by index or address", async () => {

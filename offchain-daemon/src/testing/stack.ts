@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createPublicClient, createWalletClient, http, type Address, type Hex } from "viem";
 import { hardhat } from "viem/chains";
-import { creditTokenAbi, vmRegistryAbi } from "../chain/abi.generated.ts";
+import { creditTokenAbi, providerRegistryAbi, vmRegistryAbi } from "../chain/abi.generated.ts";
 import { readVm, type ChainVm, type VmStateName } from "../chain/vm-registry.ts";
 import { createEmbeddedStore } from "../ipfs/embedded.ts";
 import { createKuboStore } from "../ipfs/kubo.ts";
@@ -53,7 +53,7 @@ export async function startTestStack(name: string) {
     const tenantWallet = createWalletClient({ account: tenant, transport, chain: viemChain });
     const providerWallet = createWalletClient({ account: deployment.accounts.providerOwner, transport, chain: viemChain });
     const operatorWallet = createWalletClient({ account: deployment.accounts.providerOperator, transport, chain: viemChain });
-    const { vmRegistry, creditToken } = deployment.contracts;
+    const { vmRegistry, creditToken, providerRegistry } = deployment.contracts;
 
     async function send(wallet: typeof tenantWallet, request: Parameters<typeof tenantWallet.writeContract>[0]) {
       const hash = await wallet.writeContract(request);
@@ -131,6 +131,33 @@ export async function startTestStack(name: string) {
 
       async tenantCall(functionName: "stopVm" | "startVm" | "terminateVm", vmId: bigint) {
         return send(tenantWallet, { address: vmRegistry, abi: vmRegistryAbi, functionName, args: [vmId] } as never);
+      },
+
+      /**
+       * Funds `owner` (an account the node holds) from the deployer and registers it as a second provider that
+       * nominates `operator`; the operator has not accepted yet.
+       */
+      async registerProvider(owner: Address, operator: Address, stake = 1_000n * 10n ** 18n) {
+        const ownerWallet = createWalletClient({ account: owner, transport, chain: viemChain });
+        const deployerWallet = createWalletClient({ account: deployment.accounts.deployer, transport, chain: viemChain });
+        await send(deployerWallet, { address: creditToken, abi: creditTokenAbi, functionName: "transfer", args: [owner, stake] } as never);
+        await send(ownerWallet, { address: creditToken, abi: creditTokenAbi, functionName: "approve", args: [providerRegistry, stake] } as never);
+        const region = "0x" + Buffer.from("local-dev-2").toString("hex").padEnd(64, "0");
+        const capacity = { vcpu: 4, memoryMiB: 8_192, diskGiB: 100 };
+        const prices = { perVcpuSecond: 1n, perMemoryMiBSecond: 1n, perDiskGiBSecond: 1n };
+        return send(ownerWallet, {
+          address: providerRegistry,
+          abi: providerRegistryAbi,
+          functionName: "register",
+          args: [operator, region, capacity, prices, "", stake],
+        } as never);
+      },
+
+      /** The operator and the pending nominee of `provider`. */
+      async operatorsOf(provider: Address): Promise<{ operator: Address; pending: Address }> {
+        const read = (functionName: "operatorOf" | "pendingOperatorOf") =>
+          publicClient.readContract({ address: providerRegistry, abi: providerRegistryAbi, functionName, args: [provider] });
+        return { operator: await read("operatorOf"), pending: await read("pendingOperatorOf") };
       },
 
       async providerWithdraw() {
