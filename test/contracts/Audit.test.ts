@@ -55,6 +55,7 @@ async function throwaway(f: Fixture, region = REGION, capacity = CAPACITY): Prom
   await f.token.transfer(owner.address, MIN_STAKE);
   await f.token.connect(owner).approve(await f.providers.getAddress(), MIN_STAKE);
   await f.providers.connect(owner).register(operator.address, region, capacity, PRICES, "", MIN_STAKE);
+  await f.providers.connect(operator).acceptOperator(owner.address);
   return [owner, operator];
 }
 
