@@ -13,8 +13,7 @@ import {
     OperationState,
     PolicySpec,
     MAX_CALLS,
-    MAX_PENDING,
-    RECOVERY_RESERVE
+    MAX_PENDING
 } from "./PolicyTypes.sol";
 
 /// @title PolicyAccount
@@ -70,8 +69,9 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
 
     mapping(uint256 opId => Operation) private _operations;
     mapping(uint256 wordIndex => uint256 bits) private _usedNonces;
-    uint256[] private _pending;
-    mapping(uint256 opId => uint256 position) private _pendingPosition; // 1-based; 0 = not listed
+    /// @dev Each proposer's own pending list: one signer's proposals never take another's slots.
+    mapping(address proposer => uint256[] opIds) private _pending;
+    mapping(uint256 opId => uint256 position) private _pendingPosition; // 1-based in its proposer's list; 0 = not listed
 
     error PolicyAccountAlreadyInitialized();
 
@@ -108,8 +108,8 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         (uint256 content, uint64 version,) = _active();
         Draft memory d;
         for (uint256 i; i < n; ++i) {
-            (address target,, bytes calldata data) = CallsCalldata.at(calls, i);
-            (bool found, uint8 ruleIndex) = PolicyContent.recoveryRule(content, target, data, address(this));
+            (address target, uint256 value, bytes calldata data) = CallsCalldata.at(calls, i);
+            (bool found, uint8 ruleIndex) = PolicyContent.recoveryRule(content, target, value, data, address(this));
             if (!found) revert PolicyAccountActionDenied(i, target, _selectorOf(data));
             // A single call is signed as its rule's named action, if it has one.
             d.ruleIndex = ruleIndex;
@@ -117,12 +117,8 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         d.version = version;
         d.classIndex = PolicyContent.RECOVERY;
         d.recovery = true;
-        // A shortened recovery delay does not apply until the old one has passed.
-        if (version > 1) {
-            (uint40 activatedAt, uint256 previous) = _previousContent(version);
-            (,, uint32 oldDelay,) = PolicyContent.params(PolicyContent.classAt(previous, PolicyContent.RECOVERY));
-            d.notBefore = activatedAt + oldDelay;
-        }
+        // A shortened recovery delay does not apply until the old one has passed, across any later changes.
+        d.notBefore = _recoveryNotBefore(version, calls);
         return _propose(calls, nonce, content, d);
     }
 
@@ -185,7 +181,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         _expectCalls(opId, op, calls);
         // Terminal before the calls run, so a call cannot re-enter and run it twice.
         op.status = Status.Executed;
-        _unlist(opId);
+        _unlist(op.proposer, opId);
         emit OperationExecuted(opId, msg.sender, op.version, op.classIndex, op.approvals);
         _run(calls);
     }
@@ -261,7 +257,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
             revert PolicyAccountNotCanceller(opId, msg.sender);
         }
         op.status = Status.Cancelled;
-        _unlist(opId);
+        _unlist(op.proposer, opId);
         emit OperationCancelled(opId, msg.sender);
     }
 
@@ -277,8 +273,8 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
     }
 
     /// @inheritdoc IPolicyAccount
-    function prune() external {
-        _prune();
+    function prunePending(address proposer) external {
+        _prune(proposer);
     }
 
     // ------------------------------------------------------------------ agents (self-calls)
@@ -350,8 +346,8 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
     }
 
     /// @inheritdoc IPolicyAccount
-    function pendingOperations() external view returns (uint256[] memory) {
-        return _pending;
+    function pendingOperations(address proposer) external view returns (uint256[] memory) {
+        return _pending[proposer];
     }
 
     /// @inheritdoc IPolicyAccount
@@ -368,7 +364,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
     {
         _useNonce(nonce);
         opId = nonce;
-        _list(opId, d.recovery);
+        _list(msg.sender, opId);
         Operation storage op = _operations[opId];
         op.proposer = msg.sender;
         op.version = d.version;
@@ -493,34 +489,36 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         }
     }
 
-    /// @dev Lists `opId` as pending; prunes terminal entries when the list is full. Normal operations leave
-    /// RECOVERY_RESERVE slots free for recovery.
-    function _list(uint256 opId, bool recovery) private {
-        uint256 limit = recovery ? MAX_PENDING : MAX_PENDING - RECOVERY_RESERVE;
-        if (_pending.length >= limit) _prune();
-        if (_pending.length >= limit) revert PolicyAccountTooMany(Limit.Pending, _pending.length + 1, limit);
-        _pending.push(opId);
-        _pendingPosition[opId] = _pending.length;
+    /// @dev Lists `opId` as pending in `proposer`'s own list; prunes its terminal entries when the list is full.
+    /// Only the proposer's own operations can fill it, and the proposer can cancel them.
+    function _list(address proposer, uint256 opId) private {
+        uint256[] storage list = _pending[proposer];
+        if (list.length >= MAX_PENDING) _prune(proposer);
+        if (list.length >= MAX_PENDING) revert PolicyAccountTooMany(Limit.Pending, list.length + 1, MAX_PENDING);
+        list.push(opId);
+        _pendingPosition[opId] = list.length;
     }
 
-    function _unlist(uint256 opId) private {
+    function _unlist(address proposer, uint256 opId) private {
         uint256 position = _pendingPosition[opId];
         if (position == 0) return;
-        uint256 last = _pending[_pending.length - 1];
-        _pending[position - 1] = last;
+        uint256[] storage list = _pending[proposer];
+        uint256 last = list[list.length - 1];
+        list[position - 1] = last;
         _pendingPosition[last] = position;
-        _pending.pop();
+        list.pop();
         delete _pendingPosition[opId];
     }
 
-    /// @dev Drops Expired and Stale operations from the pending list (at most MAX_PENDING entries).
-    function _prune() private {
+    /// @dev Drops Expired and Stale operations from `proposer`'s pending list (at most MAX_PENDING entries).
+    function _prune(address proposer) private {
+        uint256[] storage list = _pending[proposer];
         uint256 i;
-        while (i < _pending.length) {
-            uint256 opId = _pending[i];
+        while (i < list.length) {
+            uint256 opId = list[i];
             OperationState s = _state(_operations[opId]);
             if (s == OperationState.Expired || s == OperationState.Stale) {
-                _unlist(opId); // the last entry moves to i: look at i again
+                _unlist(proposer, opId); // the last entry moves to i: look at i again
             } else {
                 ++i;
             }

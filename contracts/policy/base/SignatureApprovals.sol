@@ -12,8 +12,9 @@ import {Call} from "../PolicyTypes.sol";
 /// @notice EIP-712 typed data of operations and the check of signatures submitted together.
 /// The domain binds the chain id and this account; the message binds the calls, the operation nonce, the policy
 /// version and a deadline. A single call whose rule names an action type is signed as that type, so a wallet
-/// shows e.g. `TerminateVm(address target,uint256 value,uint256 vmId,uint256 nonce,uint64 policyVersion,uint256 deadline)`;
-/// anything else is signed as the generic `Operation`.
+/// shows e.g. `TerminateVm(address target,uint256 value,bytes4 selector,uint256 vmId,uint256 nonce,uint64 policyVersion,uint256 deadline)`;
+/// anything else is signed as the generic `Operation`. The named type binds the target and the function selector, so
+/// two rules that share an action name never accept each other's signatures.
 /// @dev Signatures arrive packed in one `bytes` (see {IPolicyAccount-executeSignedCalls}), ordered by signer:
 /// an ECDSA entry carries no signer address (it is the recovered one), which saves a calldata word per signature.
 abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
@@ -58,9 +59,10 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
         return _hashTypedDataV4(_operationStructHash(calls, nonce, version, deadline));
     }
 
-    /// @dev The digest ({_hashTypedDataV4}) of keccak256(typeHash ‖ target ‖ value ‖ argument words ‖ nonce ‖ version ‖
-    /// deadline) of the single call at `only` ({CallsCalldata-single}): for static arguments, EIP-712's encodeData of
-    /// each field is exactly its ABI word. Zero (no named digest) when the call's data is not `dataLength` bytes.
+    /// @dev The digest ({_hashTypedDataV4}) of keccak256(typeHash ‖ target ‖ value ‖ selector ‖ argument words ‖ nonce ‖
+    /// version ‖ deadline) of the single call at `only` ({CallsCalldata-single}): for `bytes4` and static arguments,
+    /// EIP-712's encodeData of each field is exactly its ABI word (the selector left-aligned). Zero (no named digest)
+    /// when the call's data is not `dataLength` bytes.
     function _namedDigest(
         bytes32 typeHash,
         uint256 only,
@@ -78,13 +80,16 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
             // `target` is clean: {CallsCalldata-element} rejected a call whose target word is not an address.
             mstore(add(ptr, 0x20), target)
             mstore(add(ptr, 0x40), value)
+            // The selector as a bytes4 field (left-aligned in a cleared word), then the argument words.
+            mstore(add(ptr, 0x60), 0)
+            calldatacopy(add(ptr, 0x60), data.offset, 4)
             let argsLength := sub(data.length, 4)
-            calldatacopy(add(ptr, 0x60), add(data.offset, 4), argsLength)
-            let tailPtr := add(add(ptr, 0x60), argsLength)
+            calldatacopy(add(ptr, 0x80), add(data.offset, 4), argsLength)
+            let tailPtr := add(add(ptr, 0x80), argsLength)
             mstore(tailPtr, nonce)
             mstore(add(tailPtr, 0x20), and(version, 0xffffffffffffffff))
             mstore(add(tailPtr, 0x40), deadline)
-            h := keccak256(ptr, add(argsLength, 0xc0))
+            h := keccak256(ptr, add(argsLength, 0xe0))
             // keccak256("\x19\x01" ‖ domain separator ‖ struct hash) in the same memory, as {_hashTypedDataV4}
             // computes it: the signed path takes this digest once per transaction.
             mstore(ptr, 0x1901)

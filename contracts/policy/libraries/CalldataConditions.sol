@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.30;
 
-import {ConditionOp} from "../PolicyTypes.sol";
-import {MAX_ARRAY} from "../PolicyTypes.sol";
+import {ConditionOp, ConditionSubject, MAX_ARRAY} from "../PolicyTypes.sol";
 
 /// @title CalldataConditions
 /// @notice Reads ABI words of a call's arguments and evaluates one typed condition on them. Nothing here
@@ -10,7 +9,7 @@ import {MAX_ARRAY} from "../PolicyTypes.sol";
 /// to) and compares the 32-byte word. Because the target's own ABI decoder rejects words that are out of range
 /// for their declared type, comparing the whole word is sound for every static type. A word that is not in the
 /// calldata makes the condition false, never a revert, so a malformed call is simply denied.
-/// @dev A condition, as {PolicyContent} holds it in memory: op (1) | arg (1) | field (1) | deref (1) |
+/// @dev A condition, as {PolicyContent} holds it in memory: op (1) | arg (1) | field (1) | subject (1) |
 /// setLength (1) | value (32) | set (32 each).
 library CalldataConditions {
     uint256 internal constant HEADER = 37;
@@ -42,12 +41,23 @@ library CalldataConditions {
         ok = start + 32 <= data.length;
     }
 
-    /// @notice Whether the call `data` to `target` meets condition `c` (a memory address); `self` is this account
-    /// (for OwnedBy).
-    function holds(uint256 c, bytes calldata data, address target, address self) internal view returns (bool) {
-        (ConditionOp op, uint256 arg, uint256 field, bool deref) = _parameters(c);
+    /// @notice Whether condition `c` reads the call's ETH value (subject CallValue).
+    function readsValue(uint256 c) internal pure returns (bool) {
+        (,,, ConditionSubject subject) = _parameters(c);
+        return subject == ConditionSubject.CallValue;
+    }
+
+    /// @notice Whether the call `data` with ETH `callValue` to `target` meets condition `c` (a memory address);
+    /// `self` is this account (for OwnedBy).
+    function holds(uint256 c, bytes calldata data, uint256 callValue, address target, address self)
+        internal
+        view
+        returns (bool)
+    {
+        (ConditionOp op, uint256 arg, uint256 field, ConditionSubject subject) = _parameters(c);
         if (op == ConditionOp.AllInSet) return _allInSet(c, data, arg);
-        (bool ok, uint256 word) = _wordOf(data, arg, field, deref);
+        (bool ok, uint256 word) =
+            subject == ConditionSubject.CallValue ? (true, callValue) : _wordOf(data, arg, field, subject);
         if (!ok) return false;
         uint256 value = _value(c);
         if (op == ConditionOp.Eq) return word == value;
@@ -61,17 +71,23 @@ library CalldataConditions {
         return _ownedBy(c, word, target, self);
     }
 
-    function _parameters(uint256 c) private pure returns (ConditionOp op, uint256 arg, uint256 field, bool deref) {
+    function _parameters(uint256 c)
+        private
+        pure
+        returns (ConditionOp op, uint256 arg, uint256 field, ConditionSubject subject)
+    {
         uint256 opByte;
+        uint256 subjectByte;
         assembly ("memory-safe") {
             let w := mload(c)
             opByte := byte(0, w)
             arg := byte(1, w)
             field := byte(2, w)
-            deref := iszero(iszero(byte(3, w)))
+            subjectByte := byte(3, w)
         }
-        // The writer stored a valid ConditionOp.
+        // The writer stored a valid ConditionOp and ConditionSubject.
         op = ConditionOp(opByte);
+        subject = ConditionSubject(subjectByte);
     }
 
     function _value(uint256 c) private pure returns (uint256 v) {
@@ -81,12 +97,12 @@ library CalldataConditions {
     }
 
     /// @notice The word a condition reads.
-    function _wordOf(bytes calldata data, uint256 arg, uint256 field, bool deref)
+    function _wordOf(bytes calldata data, uint256 arg, uint256 field, ConditionSubject subject)
         private
         pure
         returns (bool ok, uint256 word)
     {
-        if (!deref) return headWord(data, arg);
+        if (subject == ConditionSubject.Arg) return headWord(data, arg);
         (bool inRange, uint256 start) = tail(data, arg);
         if (!inRange) return (false, 0);
         // field <= 255 and start < data.length, so this cannot overflow.
@@ -112,7 +128,8 @@ library CalldataConditions {
         (bool ok, uint256 start) = tail(data, arg);
         if (!ok) return false;
         uint256 length = uint256(bytes32(data[start:start + 32]));
-        if (length > MAX_ARRAY) return false;
+        // An empty list means "no restriction" to the functions this guards (VmRegistry's regions): it does not hold.
+        if (length == 0 || length > MAX_ARRAY) return false;
         // length <= MAX_ARRAY, so the end cannot overflow.
         if (data.length < start + 32 + 32 * length) return false;
         for (uint256 i; i < length; ++i) {

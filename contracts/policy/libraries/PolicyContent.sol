@@ -181,9 +181,10 @@ library PolicyContent {
 
     // ------------------------------------------------------------------ matching
 
-    /// @notice The classes whose rules match a call to `target` with `data` (a bitmask) and, per class, the first
-    /// matching rule (8 bits per class index in `rules`). `self` is this account.
-    function candidates(uint256 content, address target, bytes calldata data, address self)
+    /// @notice The classes whose rules match a call to `target` with `data` and ETH `callValue` (a bitmask) and, per
+    /// class, the first matching rule (8 bits per class index in `rules`). `self` is this account. A call with value
+    /// matches only rules with a condition on it.
+    function candidates(uint256 content, address target, uint256 callValue, bytes calldata data, address self)
         internal
         view
         returns (uint16 mask, uint256 rules)
@@ -205,10 +206,11 @@ library PolicyContent {
         }
         while (true) {
             uint256 word;
-            (entry, word, mask, rules) = _scan(content, entry, end, key, mask, rules);
+            (entry, word, mask, rules) = _scan(content, entry, end, key, callValue != 0, mask, rules);
             if (entry == end) return (mask, rules);
-            // A rule with conditions, the first candidate of its class: its conditions decide.
-            if (_ruleHolds(content + ((word >> 32) & 0xffff), data, target, self)) {
+            // A rule with conditions (or any rule, for a call with value), the first candidate of its class: its
+            // conditions decide.
+            if (_ruleHolds(content + ((word >> 32) & 0xffff), data, callValue, target, self)) {
                 (mask, rules) = _matched(word, mask, rules);
             }
             unchecked {
@@ -221,17 +223,17 @@ library PolicyContent {
     /// {candidates} would take for a call to `target` with `data` (the first matching one of each class) has a
     /// rule without conditions, and they all belong to one class; then `classIndex` is that class and `ruleIndex`
     /// its first matching rule, which is what {candidates} and {strictest} give. Anything else (no match, a
-    /// condition to evaluate, several classes) is not `sole`: the caller asks {candidates}.
+    /// condition to evaluate, several classes, a call with ETH value) is not `sole`: the caller asks {candidates}.
     /// @dev One assembly loop: the signed path classifies one call per transaction, and most rules have no conditions.
-    function soleCandidate(uint256 content, address target, bytes calldata data, address self)
+    function soleCandidate(uint256 content, address target, uint256 callValue, bytes calldata data, address self)
         internal
         pure
         returns (bool sole, uint8 classIndex, uint8 ruleIndex)
     {
         assembly ("memory-safe") {
             let length := data.length
-            // Calldata of 1 to 3 bytes matches nothing: not `sole`.
-            if or(iszero(length), gt(length, 3)) {
+            // Calldata of 1 to 3 bytes matches nothing, and a call with value only a rule with conditions: not `sole`.
+            if and(iszero(callValue), or(iszero(length), gt(length, 3))) {
                 let key := or(shl(32, mul(iszero(eq(target, self)), target)), mul(iszero(iszero(length)), shr(224, calldataload(data.offset))))
                 let entry := add(add(content, HEADER), shl(1, add(byte(0, mload(add(content, 36))), 1)))
                 let end := add(entry, mul(byte(0, mload(add(content, 37))), INDEX_ENTRY))
@@ -260,10 +262,10 @@ library PolicyContent {
     }
 
     /// @dev Walks index entries from `entry` to `end`: entries for `key` of a class that has no match yet are
-    /// matched at once when their rule has no conditions; stops at the first one whose rule has conditions
-    /// (returning it and its `word`), else returns `end`. In assembly because it runs for every call of every
-    /// operation, and most rules (a target and a function) have no conditions.
-    function _scan(uint256 content, uint256 entry, uint256 end, uint256 key, uint16 mask, uint256 rules)
+    /// matched at once when their rule has no conditions and the call no value (`withValue` false); stops at the
+    /// first other one (returning it and its `word`), else returns `end`. In assembly because it runs for every
+    /// call of every operation, and most rules (a target and a function) have no conditions.
+    function _scan(uint256 content, uint256 entry, uint256 end, uint256 key, bool withValue, uint16 mask, uint256 rules)
         private
         pure
         returns (uint256, uint256 word, uint16, uint256)
@@ -274,7 +276,7 @@ library PolicyContent {
                 let classIndex := and(shr(56, word), 0xff)
                 // Its (target, selector), and no earlier rule of its class matched already.
                 if and(eq(shr(64, word), key), iszero(and(shr(classIndex, mask), 1))) {
-                    if byte(2, mload(add(content, and(shr(32, word), 0xffff)))) { break }
+                    if or(withValue, byte(2, mload(add(content, and(shr(32, word), 0xffff))))) { break }
                     mask := or(mask, shl(classIndex, 1))
                     rules := or(rules, shl(shl(3, classIndex), and(shr(48, word), 0xff)))
                 }
@@ -307,8 +309,9 @@ library PolicyContent {
         return (false, 0);
     }
 
-    /// @notice The index of the first rule of the recovery class that matches a call to `target` with `data`.
-    function recoveryRule(uint256 content, address target, bytes calldata data, address self)
+    /// @notice The index of the first rule of the recovery class that matches a call to `target` with `data` and ETH
+    /// `callValue`.
+    function recoveryRule(uint256 content, address target, uint256 callValue, bytes calldata data, address self)
         internal
         view
         returns (bool found, uint8 ruleIndex)
@@ -319,7 +322,7 @@ library PolicyContent {
         for (uint256 r; r < ruleCount; ++r) {
             uint256 rule = _recoveryCandidate(content, cls, r, data);
             // The recovery class calls only this account: the call's target is `self`.
-            if (rule != 0 && _ruleHolds(rule, data, self, self)) return (true, uint8(r));
+            if (rule != 0 && _ruleHolds(rule, data, callValue, self, self)) return (true, uint8(r));
         }
         return (false, 0);
     }
@@ -336,15 +339,22 @@ library PolicyContent {
         }
     }
 
-    /// @dev Whether every condition of `rule` holds for the call.
-    function _ruleHolds(uint256 rule, bytes calldata data, address target, address self) private view returns (bool) {
+    /// @dev Whether every condition of `rule` holds for the call, and, when the call sends ETH, one of them is on its
+    /// value: a rule that says nothing about value lets no ETH leave.
+    function _ruleHolds(uint256 rule, bytes calldata data, uint256 callValue, address target, address self)
+        private
+        view
+        returns (bool)
+    {
         uint256 conditions = _byteAt(rule + 2);
         uint256 condition = rule + RULE_HEADER;
+        bool valueChecked;
         for (uint256 k; k < conditions; ++k) {
-            if (!CalldataConditions.holds(condition, data, target, self)) return false;
+            if (!CalldataConditions.holds(condition, data, callValue, target, self)) return false;
+            if (CalldataConditions.readsValue(condition)) valueChecked = true;
             condition = CalldataConditions.next(condition);
         }
-        return true;
+        return callValue == 0 || valueChecked;
     }
 
     function _byteAt(uint256 at) private pure returns (uint256 v) {

@@ -8,6 +8,7 @@ import {
     ClassSpec,
     ConditionOp,
     ConditionSpec,
+    ConditionSubject,
     Limit,
     PolicySpec,
     RecoveryProblem,
@@ -15,6 +16,7 @@ import {
     MAX_CLASSES,
     MAX_CONDITIONS,
     MAX_DELAY,
+    MAX_EXPIRY_WINDOW,
     MAX_GUARDIANS,
     MAX_MEMBERS,
     MAX_POLICY_BYTES,
@@ -100,6 +102,9 @@ library PolicyWriter {
         if (rules > MAX_RULES) revert IPolicyAccount.PolicyAccountTooMany(Limit.Rules, rules, MAX_RULES);
         if (cs.expiryWindow == 0) revert IPolicyAccount.PolicyAccountZeroExpiryWindow(classIndex);
         if (cs.delay > MAX_DELAY) revert IPolicyAccount.PolicyAccountTooMany(Limit.Delay, cs.delay, MAX_DELAY);
+        if (cs.expiryWindow > MAX_EXPIRY_WINDOW) {
+            revert IPolicyAccount.PolicyAccountTooMany(Limit.ExpiryWindow, cs.expiryWindow, MAX_EXPIRY_WINDOW);
+        }
         _requireSortedUnique(cs.signers, classIndex);
         _requireSortedUnique(cs.guardians, classIndex);
         for (uint256 r; r < rules; ++r) {
@@ -126,13 +131,23 @@ library PolicyWriter {
             ConditionSpec calldata cs = rs.conditions[k];
             uint256 setLength = cs.set.length;
             if (setLength > MAX_SET) revert IPolicyAccount.PolicyAccountTooMany(Limit.SetValues, setLength, MAX_SET);
-            bool needsSet = cs.op == ConditionOp.InSet || cs.op == ConditionOp.NotInSet || cs.op == ConditionOp.AllInSet;
-            if (
-                (needsSet && setLength == 0) || (cs.op == ConditionOp.AllInSet && !cs.deref)
-                    || (cs.op == ConditionOp.OwnedBy && setLength > 1) || (!cs.deref && cs.field != 0)
-                    || (!needsSet && cs.op != ConditionOp.OwnedBy && setLength != 0)
-            ) revert IPolicyAccount.PolicyAccountInvalidCondition(classIndex, ruleIndex, k);
+            if (!_validCondition(cs)) revert IPolicyAccount.PolicyAccountInvalidCondition(classIndex, ruleIndex, k);
         }
+    }
+
+    /// @dev Whether condition `cs` can be evaluated as written: a set where the op reads one (OwnedBy: at most the view
+    /// selector), `field` only for ArgField, AllInSet only on a whole array argument (ArgField, field 0), and
+    /// the call's value (CallValue, no arg or field) only compared, never as an array or a VM id.
+    function _validCondition(ConditionSpec calldata cs) private pure returns (bool) {
+        ConditionOp op = cs.op;
+        uint256 setLength = cs.set.length;
+        bool needsSet = op == ConditionOp.InSet || op == ConditionOp.NotInSet || op == ConditionOp.AllInSet;
+        if (needsSet ? setLength == 0 : (op == ConditionOp.OwnedBy ? setLength > 1 : setLength != 0)) return false;
+        if (cs.subject == ConditionSubject.CallValue) {
+            return cs.arg == 0 && cs.field == 0 && op != ConditionOp.AllInSet && op != ConditionOp.OwnedBy;
+        }
+        if (op == ConditionOp.AllInSet) return cs.subject == ConditionSubject.ArgField && cs.field == 0;
+        return cs.subject == ConditionSubject.ArgField || cs.field == 0;
     }
 
     function _checkRecovery(ClassSpec calldata rs, uint32 maxDelay, bytes4[4] memory allowed) private pure {
@@ -289,7 +304,7 @@ library PolicyWriter {
             _put(c, uint8(cs.op), 1);
             _put(c + 1, cs.arg, 1);
             _put(c + 2, cs.field, 1);
-            _put(c + 3, cs.deref ? 1 : 0, 1);
+            _put(c + 3, uint8(cs.subject), 1);
             _put(c + 4, setLength, 1);
             _put(c + 5, cs.value, 32);
             for (uint256 s; s < setLength; ++s) _put(c + CalldataConditions.HEADER + 32 * s, uint256(cs.set[s]), 32);
