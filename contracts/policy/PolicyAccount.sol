@@ -7,13 +7,15 @@ import {CallsCalldata} from "./libraries/CallsCalldata.sol";
 import {AgentRoles} from "./base/AgentRoles.sol";
 import {PolicyVersions} from "./base/PolicyVersions.sol";
 import {SignatureApprovals} from "./base/SignatureApprovals.sol";
+import {ClassPtr, ContentPtr, RulePtr} from "./libraries/PolicyLayout.sol";
 import {
     Call,
     Limit,
     OperationState,
     PolicySpec,
     MAX_CALLS,
-    MAX_PENDING
+    MAX_PENDING,
+    RECOVERY
 } from "./PolicyTypes.sol";
 
 /// @title PolicyAccount
@@ -81,7 +83,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
 
     /// @notice Sets the first policy (version 1). Only the initializer, once.
     function initialize(PolicySpec calldata policy) external {
-        if (msg.sender != _initializer) revert PolicyAccountOnlySelf(msg.sender);
+        if (msg.sender != _initializer) revert PolicyAccountNotInitializer(msg.sender);
         if (_activeVersion() != 0) revert PolicyAccountAlreadyInitialized();
         _setPolicy(policy);
     }
@@ -92,7 +94,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
 
     /// @inheritdoc IPolicyAccount
     function propose(Call[] calldata calls, uint256 nonce) external returns (uint256) {
-        (uint256 content, uint64 version, uint40 floorUntil) = _active();
+        (ContentPtr content, uint64 version, uint40 floorUntil) = _active();
         Draft memory d;
         d.version = version;
         (d.classIndex, d.classMask, d.ruleIndex) = _classify(content, calls);
@@ -105,7 +107,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         uint256 n = calls.length;
         if (n == 0) revert PolicyAccountNoCalls();
         if (n > MAX_CALLS) revert PolicyAccountTooMany(Limit.Calls, n, MAX_CALLS);
-        (uint256 content, uint64 version,) = _active();
+        (ContentPtr content, uint64 version,) = _active();
         Draft memory d;
         for (uint256 i; i < n; ++i) {
             (address target, uint256 value, bytes calldata data) = CallsCalldata.at(calls, i);
@@ -115,7 +117,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
             d.ruleIndex = ruleIndex;
         }
         d.version = version;
-        d.classIndex = PolicyContent.RECOVERY;
+        d.classIndex = RECOVERY;
         d.recovery = true;
         // A shortened recovery delay does not apply until the old one has passed, across any later changes.
         d.notBefore = _recoveryNotBefore(version, calls);
@@ -124,11 +126,11 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
 
     /// @dev Stores the operation and counts the proposer's approval. Emits {OperationProposed},
     /// {OperationApproved} and maybe {OperationQueued}.
-    function _propose(Call[] calldata calls, uint256 nonce, uint256 content, Draft memory d)
+    function _propose(Call[] calldata calls, uint256 nonce, ContentPtr content, Draft memory d)
         private
         returns (uint256 opId)
     {
-        uint256 cls = PolicyContent.classAt(content, d.classIndex);
+        ClassPtr cls = PolicyContent.classAt(content, d.classIndex);
         (bool isSigner, uint256 index) = _signerIndex(cls, msg.sender);
         if (!isSigner) revert PolicyAccountNotSigner(nonce, msg.sender);
         (,,, uint32 expiryWindow) = PolicyContent.params(cls);
@@ -149,7 +151,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
     function approve(uint256 opId) external {
         Operation storage op = _operations[opId];
         _expectState(opId, op, OperationState.Proposed);
-        (, uint256 cls) = _classOfOp(op);
+        (, ClassPtr cls) = _classOfOp(op);
         (bool isSigner, uint256 index) = _signerIndex(cls, msg.sender);
         if (!isSigner) revert PolicyAccountNotSigner(opId, msg.sender);
         if (op.approvals & (1 << index) != 0) revert PolicyAccountAlreadyApproved(opId, msg.sender);
@@ -164,7 +166,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         Operation storage op = _operations[opId];
         _expectState(opId, op, OperationState.Proposed);
         _expectCalls(opId, op, calls);
-        (uint256 content, uint256 cls) = _classOfOp(op);
+        (ContentPtr content, ClassPtr cls) = _classOfOp(op);
         bytes32 digest = _digest(
             calls, CallsCalldata.single(calls), PolicyContent.ruleAt(content, cls, op.ruleIndex), opId, op.version, deadline
         );
@@ -209,8 +211,8 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         view
         returns (uint64 version, uint8 classIndex, uint16 signed, bytes32 digest)
     {
-        uint256 cls;
-        uint256 rule;
+        ClassPtr cls;
+        RulePtr rule;
         (version, classIndex, cls, rule) = _immediateClass(calls, only);
         digest = _digest(calls, only, rule, nonce, version, deadline);
         uint256 count;
@@ -224,9 +226,9 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
     function _immediateClass(Call[] calldata calls, uint256 only)
         private
         view
-        returns (uint64 version, uint8 classIndex, uint256 cls, uint256 rule)
+        returns (uint64 version, uint8 classIndex, ClassPtr cls, RulePtr rule)
     {
-        uint256 content;
+        ContentPtr content;
         uint40 floorUntil;
         (content, version, floorUntil) = _active();
         uint8 ruleIndex;
@@ -263,7 +265,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
 
     /// @inheritdoc IPolicyAccount
     function agentExecute(Call[] calldata calls) external payable {
-        (uint256 content, uint64 version,) = _active();
+        (ContentPtr content, uint64 version,) = _active();
         uint16 scope = _agentScope(msg.sender, PolicyContent.contentId(content));
         uint256 spend = _agentSpend(content, calls, msg.sender, scope);
         // Charged before the calls run; when one fails the whole transaction reverts, charge included.
@@ -284,7 +286,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         external
         onlySelf
     {
-        (uint256 content,,) = _active();
+        (ContentPtr content,,) = _active();
         if (classMask >> PolicyContent.classCount(content) != 0) revert PolicyAccountInvalidAgentGrant(agent);
         _grant(agent, classMask, PolicyContent.contentId(content), maxAllowance, period, expiresAt);
     }
@@ -304,8 +306,8 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
     {
         Operation storage op = _operations[nonce];
         // A stored operation is signed as its class and rule of its version; anything else as the active policy classifies it.
-        uint256 content;
-        uint256 cls;
+        ContentPtr content;
+        ClassPtr cls;
         uint8 ruleIndex;
         if (op.status != Status.None) {
             (content, cls) = _classOfOp(op);
@@ -340,7 +342,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         v.notBefore = op.notBefore;
         v.callsHash = op.callsHash;
         if (op.status != Status.None) {
-            (, uint256 cls) = _classOfOp(op);
+            (, ClassPtr cls) = _classOfOp(op);
             (v.threshold,,,) = PolicyContent.params(cls);
         }
     }
@@ -381,7 +383,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
 
     /// @dev Adds the signers in `newBits` of class `cls`; with the last needed one, sets eta = max(now + delay,
     /// notBefore). Emits {OperationApproved} per signer and {OperationQueued} with the last needed approval.
-    function _addApprovals(uint256 opId, Operation storage op, uint256 cls, uint16 newBits) private {
+    function _addApprovals(uint256 opId, Operation storage op, ClassPtr cls, uint16 newBits) private {
         if (newBits == 0) return;
         uint16 approvals = op.approvals | newBits;
         op.approvals = approvals;
@@ -422,17 +424,17 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
     }
 
     /// @dev The content of stored operation `op` (in memory) and its class in it.
-    function _classOfOp(Operation storage op) private view returns (uint256 content, uint256 cls) {
+    function _classOfOp(Operation storage op) private view returns (ContentPtr content, ClassPtr cls) {
         (, content) = _contentOf(op.contentId);
         cls = PolicyContent.classAt(content, op.classIndex);
     }
 
     function _isGuardian(Operation storage op, address account) private view returns (bool) {
-        (, uint256 content) = _contentOf(op.contentId);
+        (, ContentPtr content) = _contentOf(op.contentId);
         uint16 mask = op.classMask;
         for (uint256 i; mask >> i != 0; ++i) {
             if (mask & (1 << i) == 0) continue;
-            uint256 cls = PolicyContent.classAt(content, i);
+            ClassPtr cls = PolicyContent.classAt(content, i);
             (uint256 guardianCount,,) = PolicyContent.shape(cls);
             for (uint256 g; g < guardianCount; ++g) {
                 if (PolicyContent.guardianAt(cls, g) == account) return true;
@@ -479,6 +481,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         }
         if (!ok) {
             bytes memory reason;
+            // The call above copied nothing back; only a failure's reason is copied, for the error.
             assembly ("memory-safe") {
                 reason := mload(0x40)
                 mstore(reason, returndatasize())
@@ -525,13 +528,8 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         }
     }
 
+    /// @dev How many bits of `x` are set: approvals of a stored operation (the signed path counts in its signature walk).
     function _popcount(uint16 x) private pure returns (uint256 count) {
-        // Branch-free (SWAR) over 16 bits: a loop costs a jump per set bit, and this runs on every signed execution.
-        assembly ("memory-safe") {
-            count := sub(x, and(shr(1, x), 0x5555))
-            count := add(and(count, 0x3333), and(shr(2, count), 0x3333))
-            count := and(add(count, shr(4, count)), 0x0f0f)
-            count := and(add(count, shr(8, count)), 0x1f)
-        }
+        for (; x != 0; x &= x - 1) ++count;
     }
 }

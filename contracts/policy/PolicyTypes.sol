@@ -127,6 +127,9 @@ enum RecoveryProblem {
     RuleNotPolicyChange
 }
 
+/// @dev The class index of the recovery class, wherever a class index is given (getClass, OperationProposed, ...).
+uint8 constant RECOVERY = type(uint8).max;
+
 uint256 constant MAX_CLASSES = 12;
 uint256 constant MAX_SIGNERS = 16;
 uint256 constant MAX_GUARDIANS = 8;

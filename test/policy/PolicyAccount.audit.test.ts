@@ -88,10 +88,10 @@ describe("PolicyAccount: audit findings (issue 9)", function () {
       expect(await f.account.state(80_000n)).to.equal(OperationState.Ready);
       await expect(f.account.execute(80_000n, doomed)).to.be.revertedWithCustomError(f.account, "PolicyAccountCallFailed");
       // Alice filled what she could; the others still propose anything, policy changes included.
-      expect(filled).to.equal(MAX_PENDING);
       const restore = [await callOf(f.account, "restoreVersion", [1])];
       await expect(f.account.connect(f.bob).propose(restore, 90_000n)).to.emit(f.account, "OperationProposed");
       await expect(f.account.connect(f.carol).propose(doomed, 90_001n)).to.emit(f.account, "OperationProposed");
+      expect(filled).to.equal(MAX_PENDING);
       expect(await f.account.pendingOperations(f.bob.address)).to.deep.equal([90_000n]);
       // and alice, by cancelling her own
       await f.account.connect(f.alice).cancel(80_000n);
@@ -135,8 +135,9 @@ describe("PolicyAccount: audit findings (issue 9)", function () {
   });
 
   describe("audit 9: the ETH value of a call", function () {
-    /** One class for the agent: `ping()` on an EOA (no value condition) and `tip()` that may carry up to 1 ETH. */
-    async function valueFixture(connection: NetworkConnection) {
+    /** One class for the agent: `ping()` on an EOA (no value condition) and, with `tips`, `tip()` that may carry up
+     * to 1 ETH. The account holds 5 ETH. */
+    async function valueAccount(connection: NetworkConnection, tips: boolean) {
       const base = await deployPolicyFixture(connection);
       const json: PolicyJson = structuredClone(EXAMPLE_POLICY);
       json.classes[0] = {
@@ -145,11 +146,15 @@ describe("PolicyAccount: audit findings (issue 9)", function () {
         threshold: 1,
         delay: 0,
         expiryWindow: "1d",
-        rules: [
-          { target: base.stranger.address, function: "ping()" },
-          { target: base.stranger.address, function: "tip()", conditions: [{ arg: "msg.value", op: "le", value: parseEther("1").toString() }] },
-        ],
+        rules: [{ target: base.stranger.address, function: "ping()" }],
       };
+      if (tips) {
+        json.classes[0].rules.push({
+          target: base.stranger.address,
+          function: "tip()",
+          conditions: [{ arg: "msg.value", op: "le", value: parseEther("1").toString() }],
+        });
+      }
       const signers = await ethers.getSigners();
       const built = buildFor(base, json, signers, { VmRegistry: await base.vms.getAddress(), CreditToken: await base.token.getAddress() });
       const { account } = await deployAccount(ethers, base.deployer.address);
@@ -157,6 +162,8 @@ describe("PolicyAccount: audit findings (issue 9)", function () {
       await base.deployer.sendTransaction({ to: await account.getAddress(), value: parseEther("5") });
       return { ...base, account, accountAddress: await account.getAddress(), policy: built };
     }
+    const pingFixture = (connection: NetworkConnection) => valueAccount(connection, false);
+    const tipFixture = (connection: NetworkConnection) => valueAccount(connection, true);
     const iface = new Interface(["function ping()", "function tip()"]);
     const to = (p: PolicyFixture, fn: string, value: bigint): Call[] => [
       { target: p.stranger.address, value, data: iface.encodeFunctionData(fn, []) },
@@ -167,7 +174,7 @@ describe("PolicyAccount: audit findings (issue 9)", function () {
     }
 
     it("audit 9: an agent with a zero allowance cannot send the account's ETH along an in-scope call", async function () {
-      const p = await networkHelpers.loadFixture(valueFixture);
+      const p = await networkHelpers.loadFixture(pingFixture);
       await grantOps(p, 0n);
       const drain = to(p, "ping", parseEther("5"));
       await expect(p.account.connect(p.agent).agentExecute(drain))
@@ -179,7 +186,7 @@ describe("PolicyAccount: audit findings (issue 9)", function () {
     });
 
     it("audit 9: a call with value matches only a rule whose value condition allows it, and an agent is charged for it", async function () {
-      const p = await networkHelpers.loadFixture(valueFixture);
+      const p = await networkHelpers.loadFixture(tipFixture);
       // signers too: a rule without a value condition carries no ETH
       const sigs = await signOperation(p, [p.alice], to(p, "ping", 1n), 1n, FAR, { generic: true });
       await expect(p.account.executeSignedCalls(to(p, "ping", 1n), 1n, FAR, packSignatures(sigs)))

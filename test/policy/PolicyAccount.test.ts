@@ -190,7 +190,7 @@ describe("PolicyAccount", function () {
     it("emits PolicyStored and PolicyChanged on initialize, once, and only by the initializer", async function () {
       const { account } = await deployAccount(ethers, f.deployer.address);
       await expect(account.connect(f.stranger).initialize(f.policy.spec))
-        .to.be.revertedWithCustomError(account, "PolicyAccountOnlySelf")
+        .to.be.revertedWithCustomError(account, "PolicyAccountNotInitializer")
         .withArgs(f.stranger.address);
       await expect(account.initialize(f.policy.spec))
         .to.emit(account, "PolicyChanged")

@@ -6,6 +6,7 @@ import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/Signa
 import {IPolicyAccount} from "../interfaces/IPolicyAccount.sol";
 import {PolicyContent} from "../libraries/PolicyContent.sol";
 import {CallsCalldata} from "../libraries/CallsCalldata.sol";
+import {ClassPtr, RulePtr} from "../libraries/PolicyLayout.sol";
 import {Call} from "../PolicyTypes.sol";
 
 /// @title SignatureApprovals
@@ -39,7 +40,7 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
 
     /// @dev The digest to sign. `only` is {CallsCalldata-single} of `calls`; `rule` is the single call's rule (a
     /// memory address; ignored for batches).
-    function _digest(Call[] calldata calls, uint256 only, uint256 rule, uint256 nonce, uint64 version, uint256 deadline)
+    function _digest(Call[] calldata calls, uint256 only, RulePtr rule, uint256 nonce, uint64 version, uint256 deadline)
         internal
         view
         returns (bytes32)
@@ -115,7 +116,7 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
     /// @dev Checks the packed `signatures` over `digest` against class `cls` (a memory address in the content) and
     /// returns the bitmask of the class's signers who signed and how many they are. Entries must be in strictly
     /// ascending signer order.
-    function _signedBy(bytes32 digest, uint256 cls, bytes calldata signatures)
+    function _signedBy(bytes32 digest, ClassPtr cls, bytes calldata signatures)
         internal
         view
         returns (uint16 bits, uint256 count)
@@ -146,7 +147,7 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
     /// order ({WALK_NOT_NEXT}), or after matching a contract signer whose ERC-1271 check is due ({WALK_CONTRACT});
     /// returns the position there. In assembly with few values live: besides the precompile, this loop is most of
     /// what a signature costs.
-    function _walk(bytes32 digest, bytes calldata signatures, uint256 cls, uint256 walked)
+    function _walk(bytes32 digest, bytes calldata signatures, ClassPtr cls, uint256 walked)
         private
         view
         returns (uint256 reason, uint256, address signer)
@@ -230,7 +231,7 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
 
     /// @dev Entry `i`'s `signer` is not the next class signer in order: it is a class signer out of order or
     /// repeated, an outsider, or (for ECDSA) the address a signature of other data recovers to.
-    function _rejectSigner(uint256 cls, uint256 i, address signer, bool isContract) private pure {
+    function _rejectSigner(ClassPtr cls, uint256 i, address signer, bool isContract) private pure {
         (bool member,) = _signerIndex(cls, signer);
         if (member) revert PolicyAccountUnsortedSigners(i, signer);
         if (isContract) revert PolicyAccountSignerNotInClass(i, signer);
@@ -238,7 +239,7 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
     }
 
     /// @dev Position of `account` among class `cls`'s signers, or `found = false`.
-    function _signerIndex(uint256 cls, address account) internal pure returns (bool found, uint256 index) {
+    function _signerIndex(ClassPtr cls, address account) internal pure returns (bool found, uint256 index) {
         (, uint256 n,,) = PolicyContent.params(cls);
         for (uint256 i; i < n; ++i) {
             if (PolicyContent.signerAt(cls, i) == account) return (true, i);

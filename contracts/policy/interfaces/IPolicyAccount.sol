@@ -98,6 +98,10 @@ interface IPolicyAccount {
 
     // ------------------------------------------------------------------ errors
 
+    /// @notice Only the initializer the account was deployed with may call {initialize}; `caller` did.
+    error PolicyAccountNotInitializer(address caller);
+    /// @notice The data contract holding content `contentId` (`size` bytes) could not be deployed (out of gas).
+    error PolicyAccountStoreFailed(uint32 contentId, uint256 size);
     /// @notice Only the account itself (through an executed operation) may call this; `caller` did.
     error PolicyAccountOnlySelf(address caller);
     /// @notice A policy or a call is over a bound: `count` of `what` where at most `max` are allowed.
