@@ -502,9 +502,10 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         _pendingPosition[opId] = list.length;
     }
 
+    /// @dev Removes listed operation `opId` from `proposer`'s pending list. Every operation that can still be executed
+    /// or cancelled is listed: only Expired and Stale ones, which stay so, are pruned.
     function _unlist(address proposer, uint256 opId) private {
         uint256 position = _pendingPosition[opId];
-        if (position == 0) return;
         uint256[] storage list = _pending[proposer];
         uint256 last = list[list.length - 1];
         list[position - 1] = last;

@@ -199,6 +199,23 @@ describe("PolicyAccount", function () {
       await expect(account.initialize(f.policy.spec)).to.be.revertedWithCustomError(account, "PolicyAccountAlreadyInitialized");
     });
 
+    it("reverts with PolicyAccountStoreFailed when the content's data contract runs out of gas", async function () {
+      const { account } = await deployAccount(ethers, f.deployer.address);
+      const full = await account.initialize.estimateGas(f.policy.spec);
+      // Somewhere below the full cost CREATE gets too little gas (200 per byte of code) and the account reverts
+      // with the 1/64 CREATE leaves it; further down the transaction runs out of gas before CREATE.
+      const names = new Set<string>();
+      for (let gas = full - 20_000n; gas > full - 800_000n; gas -= 20_000n) {
+        try {
+          await account.initialize.staticCall(f.policy.spec, { gasLimit: gas });
+        } catch (error) {
+          const data = (error as { data?: unknown }).data;
+          if (typeof data === "string" && data !== "0x") names.add(account.interface.parseError(data)?.name ?? data);
+        }
+      }
+      expect([...names]).to.deep.equal(["PolicyAccountStoreFailed"]);
+    });
+
     it("takes policy changes only from the account itself", async function () {
       for (const send of [
         () => f.account.setPolicy(f.policy.spec),
@@ -296,6 +313,11 @@ describe("PolicyAccount", function () {
           { op: 9, arg: 0, field: 0, subject: 0, value: 0n, set: [id("x"), id("y")] }, // OwnedBy with 2 selectors
           { op: 3, arg: 0, field: 1, subject: 0, value: 0n, set: [] }, // field without ArgField
           { op: 3, arg: 0, field: 0, subject: 0, value: 0n, set: [id("x")] }, // comparison with a set
+          { op: 8, arg: 0, field: 1, subject: 1, value: 0n, set: [id("x")] }, // AllInSet on an array inside a tuple
+          { op: 3, arg: 1, field: 0, subject: 2, value: 0n, set: [] }, // the call's value with an argument
+          { op: 3, arg: 0, field: 1, subject: 2, value: 0n, set: [] }, // the call's value with a field
+          { op: 8, arg: 0, field: 0, subject: 2, value: 0n, set: [id("x")] }, // the call's value as an array
+          { op: 9, arg: 0, field: 0, subject: 2, value: 0n, set: [] }, // the call's value as a VM id
         ];
         for (const c of bad) await rejects((s) => (s.classes[1]!.rules[2]!.conditions = [c]), "PolicyAccountInvalidCondition", [1n, 2n, 0n]);
       });

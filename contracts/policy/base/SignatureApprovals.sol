@@ -217,10 +217,10 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
         return (reason, walked, signer);
     }
 
-    /// @dev Where the entry at `at` ends (its declared end; the walk checked it is within `signatures`).
+    /// @dev Where the entry at `at` ends (its declared end). Only for entries the walk passed or stopped after: their
+    /// head (a contract entry's 23 bytes) is within `signatures`.
     function _entryEnd(bytes calldata signatures, uint256 at) private pure returns (uint256) {
         if (uint8(signatures[at]) != SIGNATURE_CONTRACT) return at + 65;
-        if (at + 23 > signatures.length) return at + 23;
         return at + 23 + uint16(bytes2(signatures[at + 21:at + 23]));
     }
 
