@@ -112,7 +112,7 @@ describe("PolicyAccount: edges", function () {
     await expect(p.account.executeSignedCalls(approve, 1n, FAR, packSignatures(sigs))).to.emit(p.account, "SignedOperationExecuted");
   });
 
-  it("refuses a single call that two classes match when neither is at least as strict", async function () {
+  it("gives a single call two classes match the one at least as strict as the other, and refuses it when neither is", async function () {
     const json: PolicyJson = structuredClone(EXAMPLE_POLICY);
     const [low, high] = f.sorted;
     json.classes[0]!.signers = [high!.address];
@@ -120,11 +120,14 @@ describe("PolicyAccount: edges", function () {
     json.classes[1]!.threshold = 1;
     json.classes[0]!.rules = [{ target: "CreditToken", function: "transfer(address to,uint256 amount)" }];
     json.classes[1]!.rules = [{ target: "CreditToken", function: "transfer(address to,uint256 amount)" }];
-    const p = await withPolicy(f, json);
+    const transfer = [await callOf(f.token, "transfer", [f.stranger.address, 5])];
     // class 0 (1 of {high}, no delay) and class 1 (1 of {low, high}, one hour): neither dominates
-    await expect(p.account.classOf([await callOf(f.token, "transfer", [f.stranger.address, 5])]))
-      .to.be.revertedWithCustomError(p.account, "PolicyAccountNoStrictestClass")
-      .withArgs(0b11n);
+    const p = await withPolicy(f, json);
+    await expect(p.account.classOf(transfer)).to.be.revertedWithCustomError(p.account, "PolicyAccountNoStrictestClass").withArgs(0b11n);
+    // with two hours, class 0's signers (a subset of class 1's) and delay make it the strictest
+    json.classes[0]!.delay = "2h";
+    const q = await withPolicy(f, json);
+    expect((await q.account.classOf(transfer))[0]).to.equal(0n);
   });
 
   it("signs a named action's call with extra calldata as the generic Operation", async function () {

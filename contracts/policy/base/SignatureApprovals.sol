@@ -196,7 +196,8 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
                     next := add(next, shr(240, calldataload(add(entry, 21))))
                     if or(iszero(signer), gt(next, length)) { break }
                 }
-                // The next class signer at or after position `j` must be `signer`.
+                // The next class signer at or after position `j` must be `signer` (signers are PolicyLayout's
+                // ADDRESS fields, 20 bytes each, from `list`).
                 let member := 0
                 for {} lt(j, count) { j := add(j, 1) } {
                     member := shr(96, mload(add(list, mul(j, 20))))
