@@ -7,6 +7,7 @@ import {CallsCalldata} from "./libraries/CallsCalldata.sol";
 import {AgentRoles} from "./base/AgentRoles.sol";
 import {PolicyVersions} from "./base/PolicyVersions.sol";
 import {SignatureApprovals} from "./base/SignatureApprovals.sol";
+import {ClassPtr, ContentPtr, RulePtr} from "./libraries/PolicyLayout.sol";
 import {
     Call,
     Limit,
@@ -14,7 +15,7 @@ import {
     PolicySpec,
     MAX_CALLS,
     MAX_PENDING,
-    RECOVERY_RESERVE
+    RECOVERY
 } from "./PolicyTypes.sol";
 
 /// @title PolicyAccount
@@ -70,8 +71,9 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
 
     mapping(uint256 opId => Operation) private _operations;
     mapping(uint256 wordIndex => uint256 bits) private _usedNonces;
-    uint256[] private _pending;
-    mapping(uint256 opId => uint256 position) private _pendingPosition; // 1-based; 0 = not listed
+    /// @dev Each proposer's own pending list: one signer's proposals never take another's slots.
+    mapping(address proposer => uint256[] opIds) private _pending;
+    mapping(uint256 opId => uint256 position) private _pendingPosition; // 1-based in its proposer's list; 0 = not listed
 
     error PolicyAccountAlreadyInitialized();
 
@@ -81,7 +83,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
 
     /// @notice Sets the first policy (version 1). Only the initializer, once.
     function initialize(PolicySpec calldata policy) external {
-        if (msg.sender != _initializer) revert PolicyAccountOnlySelf(msg.sender);
+        if (msg.sender != _initializer) revert PolicyAccountNotInitializer(msg.sender);
         if (_activeVersion() != 0) revert PolicyAccountAlreadyInitialized();
         _setPolicy(policy);
     }
@@ -92,7 +94,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
 
     /// @inheritdoc IPolicyAccount
     function propose(Call[] calldata calls, uint256 nonce) external returns (uint256) {
-        (uint256 content, uint64 version, uint40 floorUntil) = _active();
+        (ContentPtr content, uint64 version, uint40 floorUntil) = _active();
         Draft memory d;
         d.version = version;
         (d.classIndex, d.classMask, d.ruleIndex) = _classify(content, calls);
@@ -105,34 +107,30 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         uint256 n = calls.length;
         if (n == 0) revert PolicyAccountNoCalls();
         if (n > MAX_CALLS) revert PolicyAccountTooMany(Limit.Calls, n, MAX_CALLS);
-        (uint256 content, uint64 version,) = _active();
+        (ContentPtr content, uint64 version,) = _active();
         Draft memory d;
         for (uint256 i; i < n; ++i) {
-            (address target,, bytes calldata data) = CallsCalldata.at(calls, i);
-            (bool found, uint8 ruleIndex) = PolicyContent.recoveryRule(content, target, data, address(this));
+            (address target, uint256 value, bytes calldata data) = CallsCalldata.at(calls, i);
+            (bool found, uint8 ruleIndex) = PolicyContent.recoveryRule(content, target, value, data, address(this));
             if (!found) revert PolicyAccountActionDenied(i, target, _selectorOf(data));
             // A single call is signed as its rule's named action, if it has one.
             d.ruleIndex = ruleIndex;
         }
         d.version = version;
-        d.classIndex = PolicyContent.RECOVERY;
+        d.classIndex = RECOVERY;
         d.recovery = true;
-        // A shortened recovery delay does not apply until the old one has passed.
-        if (version > 1) {
-            (uint40 activatedAt, uint256 previous) = _previousContent(version);
-            (,, uint32 oldDelay,) = PolicyContent.params(PolicyContent.classAt(previous, PolicyContent.RECOVERY));
-            d.notBefore = activatedAt + oldDelay;
-        }
+        // A shortened recovery delay does not apply until the old one has passed, across any later changes.
+        d.notBefore = _recoveryNotBefore(version, calls);
         return _propose(calls, nonce, content, d);
     }
 
     /// @dev Stores the operation and counts the proposer's approval. Emits {OperationProposed},
     /// {OperationApproved} and maybe {OperationQueued}.
-    function _propose(Call[] calldata calls, uint256 nonce, uint256 content, Draft memory d)
+    function _propose(Call[] calldata calls, uint256 nonce, ContentPtr content, Draft memory d)
         private
         returns (uint256 opId)
     {
-        uint256 cls = PolicyContent.classAt(content, d.classIndex);
+        ClassPtr cls = PolicyContent.classAt(content, d.classIndex);
         (bool isSigner, uint256 index) = _signerIndex(cls, msg.sender);
         if (!isSigner) revert PolicyAccountNotSigner(nonce, msg.sender);
         (,,, uint32 expiryWindow) = PolicyContent.params(cls);
@@ -153,7 +151,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
     function approve(uint256 opId) external {
         Operation storage op = _operations[opId];
         _expectState(opId, op, OperationState.Proposed);
-        (, uint256 cls) = _classOfOp(op);
+        (, ClassPtr cls) = _classOfOp(op);
         (bool isSigner, uint256 index) = _signerIndex(cls, msg.sender);
         if (!isSigner) revert PolicyAccountNotSigner(opId, msg.sender);
         if (op.approvals & (1 << index) != 0) revert PolicyAccountAlreadyApproved(opId, msg.sender);
@@ -168,7 +166,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         Operation storage op = _operations[opId];
         _expectState(opId, op, OperationState.Proposed);
         _expectCalls(opId, op, calls);
-        (uint256 content, uint256 cls) = _classOfOp(op);
+        (ContentPtr content, ClassPtr cls) = _classOfOp(op);
         bytes32 digest = _digest(
             calls, CallsCalldata.single(calls), PolicyContent.ruleAt(content, cls, op.ruleIndex), opId, op.version, deadline
         );
@@ -185,7 +183,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         _expectCalls(opId, op, calls);
         // Terminal before the calls run, so a call cannot re-enter and run it twice.
         op.status = Status.Executed;
-        _unlist(opId);
+        _unlist(op.proposer, opId);
         emit OperationExecuted(opId, msg.sender, op.version, op.classIndex, op.approvals);
         _run(calls);
     }
@@ -213,8 +211,8 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         view
         returns (uint64 version, uint8 classIndex, uint16 signed, bytes32 digest)
     {
-        uint256 cls;
-        uint256 rule;
+        ClassPtr cls;
+        RulePtr rule;
         (version, classIndex, cls, rule) = _immediateClass(calls, only);
         digest = _digest(calls, only, rule, nonce, version, deadline);
         uint256 count;
@@ -228,9 +226,9 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
     function _immediateClass(Call[] calldata calls, uint256 only)
         private
         view
-        returns (uint64 version, uint8 classIndex, uint256 cls, uint256 rule)
+        returns (uint64 version, uint8 classIndex, ClassPtr cls, RulePtr rule)
     {
-        uint256 content;
+        ContentPtr content;
         uint40 floorUntil;
         (content, version, floorUntil) = _active();
         uint8 ruleIndex;
@@ -261,13 +259,13 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
             revert PolicyAccountNotCanceller(opId, msg.sender);
         }
         op.status = Status.Cancelled;
-        _unlist(opId);
+        _unlist(op.proposer, opId);
         emit OperationCancelled(opId, msg.sender);
     }
 
     /// @inheritdoc IPolicyAccount
     function agentExecute(Call[] calldata calls) external payable {
-        (uint256 content, uint64 version,) = _active();
+        (ContentPtr content, uint64 version,) = _active();
         uint16 scope = _agentScope(msg.sender, PolicyContent.contentId(content));
         uint256 spend = _agentSpend(content, calls, msg.sender, scope);
         // Charged before the calls run; when one fails the whole transaction reverts, charge included.
@@ -277,8 +275,8 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
     }
 
     /// @inheritdoc IPolicyAccount
-    function prune() external {
-        _prune();
+    function prunePending(address proposer) external {
+        _prune(proposer);
     }
 
     // ------------------------------------------------------------------ agents (self-calls)
@@ -288,7 +286,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         external
         onlySelf
     {
-        (uint256 content,,) = _active();
+        (ContentPtr content,,) = _active();
         if (classMask >> PolicyContent.classCount(content) != 0) revert PolicyAccountInvalidAgentGrant(agent);
         _grant(agent, classMask, PolicyContent.contentId(content), maxAllowance, period, expiresAt);
     }
@@ -308,8 +306,8 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
     {
         Operation storage op = _operations[nonce];
         // A stored operation is signed as its class and rule of its version; anything else as the active policy classifies it.
-        uint256 content;
-        uint256 cls;
+        ContentPtr content;
+        ClassPtr cls;
         uint8 ruleIndex;
         if (op.status != Status.None) {
             (content, cls) = _classOfOp(op);
@@ -344,14 +342,14 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         v.notBefore = op.notBefore;
         v.callsHash = op.callsHash;
         if (op.status != Status.None) {
-            (, uint256 cls) = _classOfOp(op);
+            (, ClassPtr cls) = _classOfOp(op);
             (v.threshold,,,) = PolicyContent.params(cls);
         }
     }
 
     /// @inheritdoc IPolicyAccount
-    function pendingOperations() external view returns (uint256[] memory) {
-        return _pending;
+    function pendingOperations(address proposer) external view returns (uint256[] memory) {
+        return _pending[proposer];
     }
 
     /// @inheritdoc IPolicyAccount
@@ -368,7 +366,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
     {
         _useNonce(nonce);
         opId = nonce;
-        _list(opId, d.recovery);
+        _list(msg.sender, opId);
         Operation storage op = _operations[opId];
         op.proposer = msg.sender;
         op.version = d.version;
@@ -385,7 +383,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
 
     /// @dev Adds the signers in `newBits` of class `cls`; with the last needed one, sets eta = max(now + delay,
     /// notBefore). Emits {OperationApproved} per signer and {OperationQueued} with the last needed approval.
-    function _addApprovals(uint256 opId, Operation storage op, uint256 cls, uint16 newBits) private {
+    function _addApprovals(uint256 opId, Operation storage op, ClassPtr cls, uint16 newBits) private {
         if (newBits == 0) return;
         uint16 approvals = op.approvals | newBits;
         op.approvals = approvals;
@@ -426,17 +424,17 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
     }
 
     /// @dev The content of stored operation `op` (in memory) and its class in it.
-    function _classOfOp(Operation storage op) private view returns (uint256 content, uint256 cls) {
+    function _classOfOp(Operation storage op) private view returns (ContentPtr content, ClassPtr cls) {
         (, content) = _contentOf(op.contentId);
         cls = PolicyContent.classAt(content, op.classIndex);
     }
 
     function _isGuardian(Operation storage op, address account) private view returns (bool) {
-        (, uint256 content) = _contentOf(op.contentId);
+        (, ContentPtr content) = _contentOf(op.contentId);
         uint16 mask = op.classMask;
         for (uint256 i; mask >> i != 0; ++i) {
             if (mask & (1 << i) == 0) continue;
-            uint256 cls = PolicyContent.classAt(content, i);
+            ClassPtr cls = PolicyContent.classAt(content, i);
             (uint256 guardianCount,,) = PolicyContent.shape(cls);
             for (uint256 g; g < guardianCount; ++g) {
                 if (PolicyContent.guardianAt(cls, g) == account) return true;
@@ -483,6 +481,7 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         }
         if (!ok) {
             bytes memory reason;
+            // The call above copied nothing back; only a failure's reason is copied, for the error.
             assembly ("memory-safe") {
                 reason := mload(0x40)
                 mstore(reason, returndatasize())
@@ -493,47 +492,45 @@ contract PolicyAccount is PolicyVersions, SignatureApprovals, AgentRoles {
         }
     }
 
-    /// @dev Lists `opId` as pending; prunes terminal entries when the list is full. Normal operations leave
-    /// RECOVERY_RESERVE slots free for recovery.
-    function _list(uint256 opId, bool recovery) private {
-        uint256 limit = recovery ? MAX_PENDING : MAX_PENDING - RECOVERY_RESERVE;
-        if (_pending.length >= limit) _prune();
-        if (_pending.length >= limit) revert PolicyAccountTooMany(Limit.Pending, _pending.length + 1, limit);
-        _pending.push(opId);
-        _pendingPosition[opId] = _pending.length;
+    /// @dev Lists `opId` as pending in `proposer`'s own list; prunes its terminal entries when the list is full.
+    /// Only the proposer's own operations can fill it, and the proposer can cancel them.
+    function _list(address proposer, uint256 opId) private {
+        uint256[] storage list = _pending[proposer];
+        if (list.length >= MAX_PENDING) _prune(proposer);
+        if (list.length >= MAX_PENDING) revert PolicyAccountTooMany(Limit.Pending, list.length + 1, MAX_PENDING);
+        list.push(opId);
+        _pendingPosition[opId] = list.length;
     }
 
-    function _unlist(uint256 opId) private {
+    /// @dev Removes listed operation `opId` from `proposer`'s pending list. Every operation that can still be executed
+    /// or cancelled is listed: only Expired and Stale ones, which stay so, are pruned.
+    function _unlist(address proposer, uint256 opId) private {
         uint256 position = _pendingPosition[opId];
-        if (position == 0) return;
-        uint256 last = _pending[_pending.length - 1];
-        _pending[position - 1] = last;
+        uint256[] storage list = _pending[proposer];
+        uint256 last = list[list.length - 1];
+        list[position - 1] = last;
         _pendingPosition[last] = position;
-        _pending.pop();
+        list.pop();
         delete _pendingPosition[opId];
     }
 
-    /// @dev Drops Expired and Stale operations from the pending list (at most MAX_PENDING entries).
-    function _prune() private {
+    /// @dev Drops Expired and Stale operations from `proposer`'s pending list (at most MAX_PENDING entries).
+    function _prune(address proposer) private {
+        uint256[] storage list = _pending[proposer];
         uint256 i;
-        while (i < _pending.length) {
-            uint256 opId = _pending[i];
+        while (i < list.length) {
+            uint256 opId = list[i];
             OperationState s = _state(_operations[opId]);
             if (s == OperationState.Expired || s == OperationState.Stale) {
-                _unlist(opId); // the last entry moves to i: look at i again
+                _unlist(proposer, opId); // the last entry moves to i: look at i again
             } else {
                 ++i;
             }
         }
     }
 
+    /// @dev How many bits of `x` are set: approvals of a stored operation (the signed path counts in its signature walk).
     function _popcount(uint16 x) private pure returns (uint256 count) {
-        // Branch-free (SWAR) over 16 bits: a loop costs a jump per set bit, and this runs on every signed execution.
-        assembly ("memory-safe") {
-            count := sub(x, and(shr(1, x), 0x5555))
-            count := add(and(count, 0x3333), and(shr(2, count), 0x3333))
-            count := and(add(count, shr(4, count)), 0x0f0f)
-            count := and(add(count, shr(8, count)), 0x1f)
-        }
+        for (; x != 0; x &= x - 1) ++count;
     }
 }

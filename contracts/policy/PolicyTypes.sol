@@ -11,9 +11,11 @@ struct Call {
     bytes data;
 }
 
-/// @notice How a condition compares one ABI word of a call's arguments.
+/// @notice How a condition compares its word (see {ConditionSubject}).
 /// Eq..Ge compare the word, read as uint256, with `value`. InSet / NotInSet test the word against `set`.
-/// AllInSet reads a dynamic array (use `deref`, `field` ignored) and needs every element in `set`.
+/// AllInSet reads a dynamic array argument (subject `ArgField`, `field` 0: the array head word `arg` points to) and
+/// needs it non-empty with every element in `set`: an empty array does not hold, because the functions it
+/// guards read an empty list as "no restriction" (VmRegistry's `regions`: any region).
 /// OwnedBy makes a view call `registry.<selector>(word)` and needs its first returned word to be this
 /// account: `registry` is `address(uint160(value))`, or the call's target when `value` is 0; the selector is
 /// `bytes4(set[0])`, or `getVm(uint256)` when `set` is empty.
@@ -30,16 +32,24 @@ enum ConditionOp {
     OwnedBy
 }
 
-/// @notice A typed condition on a call's ABI-encoded arguments.
-/// The word read is argument head word `arg` (a static tuple's fields are consecutive head words:
+/// @notice Which word of a call a condition reads.
+/// Arg: argument head word `arg` (a static tuple's fields are consecutive head words:
 /// `requestVm(address,bytes32,(uint32,uint32,uint32),uint256)` has vcpu at 2, memoryMiB at 3, diskGiB at 4,
-/// deposit at 5). With `deref`, head word `arg` is an offset to a dynamic tuple or array and the word read is
-/// its word `field` (for an array, word 0 is the length and elements start at 1).
+/// deposit at 5). ArgField: head word `arg` is an offset to a dynamic tuple or array and the word read is its word
+/// `field` (for an array, word 0 is the length and elements start at 1). CallValue: the ETH value the call sends
+/// (`arg` and `field` 0; ops Eq..NotInSet). A call that sends ETH matches only a rule with a CallValue condition.
+enum ConditionSubject {
+    Arg,
+    ArgField,
+    CallValue
+}
+
+/// @notice A typed condition on a call: `subject` says which word it reads, `op` how it compares it.
 struct ConditionSpec {
     ConditionOp op;
     uint8 arg;
     uint8 field;
-    bool deref;
+    ConditionSubject subject;
     uint256 value;
     bytes32[] set;
 }
@@ -105,7 +115,8 @@ enum Limit {
     Calls,
     Pending,
     Delay,
-    PolicyBytes
+    PolicyBytes,
+    ExpiryWindow
 }
 
 /// @notice What is wrong with a policy's recovery class (see {IPolicyAccount-PolicyAccountInvalidRecovery}).
@@ -116,6 +127,9 @@ enum RecoveryProblem {
     RuleNotPolicyChange
 }
 
+/// @dev The class index of the recovery class, wherever a class index is given (getClass, OperationProposed, ...).
+uint8 constant RECOVERY = type(uint8).max;
+
 uint256 constant MAX_CLASSES = 12;
 uint256 constant MAX_SIGNERS = 16;
 uint256 constant MAX_GUARDIANS = 8;
@@ -125,10 +139,13 @@ uint256 constant MAX_SET = 16;
 uint256 constant MAX_RULES_PER_SELECTOR = 8;
 uint256 constant MAX_MEMBERS = 64;
 uint256 constant MAX_CALLS = 8;
-uint256 constant MAX_PENDING = 64;
-/// @dev Slots of the pending list only recovery operations may take, so insiders cannot crowd recovery out.
-uint256 constant RECOVERY_RESERVE = 4;
+/// @dev Pending operations per proposer: each proposer has its own list, so nobody can crowd out another's
+/// proposals (a policy change or a recovery included); a proposer frees its own slots by cancelling.
+uint256 constant MAX_PENDING = 16;
 uint256 constant MAX_DELAY = 90 days;
+/// @dev The longest expiry window (approval window, and execution window after eta) a class may have: how long one
+/// operation can stay pending.
+uint256 constant MAX_EXPIRY_WINDOW = 30 days;
 /// @dev A policy content is the code of one data contract (see PolicyContent): at most EIP-170's 24,576 bytes,
 /// one of which is the leading STOP.
 uint256 constant MAX_POLICY_BYTES = 24_575;

@@ -23,6 +23,10 @@ import { UserError } from "./errors.ts";
 
 /** Mirrors `ConditionOp` in contracts/policy/PolicyTypes.sol. */
 export const ConditionOp = { Eq: 0, Ne: 1, Lt: 2, Le: 3, Gt: 4, Ge: 5, InSet: 6, NotInSet: 7, AllInSet: 8, OwnedBy: 9 } as const;
+/** Mirrors `ConditionSubject`: which word a condition reads. */
+export const ConditionSubject = { Arg: 0, ArgField: 1, CallValue: 2 } as const;
+/** How a policy file names the call's ETH value as a condition's `arg`. */
+export const CALL_VALUE_ARG = "msg.value";
 /** Mirrors `OperationState`. */
 export const OPERATION_STATES = ["None", "Proposed", "Queued", "Ready", "Executed", "Cancelled", "Expired", "Stale"] as const;
 export const OperationState = Object.fromEntries(OPERATION_STATES.map((name, i) => [name, BigInt(i)])) as Record<
@@ -32,7 +36,7 @@ export const OperationState = Object.fromEntries(OPERATION_STATES.map((name, i) 
 /** Mirrors `Limit`. */
 export const Limit = {
   Classes: 0n, Signers: 1n, Guardians: 2n, Rules: 3n, Conditions: 4n, SetValues: 5n, RulesPerSelector: 6n, Members: 7n,
-  Calls: 8n, Pending: 9n, Delay: 10n, PolicyBytes: 11n,
+  Calls: 8n, Pending: 9n, Delay: 10n, PolicyBytes: 11n, ExpiryWindow: 12n,
 } as const;
 /** Index of the recovery class in `getClass` and `OperationProposed`. */
 export const RECOVERY_CLASS = 255;
@@ -47,7 +51,7 @@ export interface ConditionSpec {
   op: number;
   arg: number;
   field: number;
-  deref: boolean;
+  subject: number;
   value: bigint;
   set: string[];
 }
@@ -97,10 +101,10 @@ export interface BuiltPolicy {
 const POLICY_SPEC_TYPE =
   "tuple(tuple(bytes32 name,address[] signers,uint8 threshold,uint32 delay,uint32 expiryWindow,address[] guardians," +
   "tuple(address target,bytes4 selector,uint8 spendArg,uint8 actionWords,bytes32 actionTypeHash," +
-  "tuple(uint8 op,uint8 arg,uint8 field,bool deref,uint256 value,bytes32[] set)[] conditions)[] rules)[] classes," +
+  "tuple(uint8 op,uint8 arg,uint8 field,uint8 subject,uint256 value,bytes32[] set)[] conditions)[] rules)[] classes," +
   "tuple(bytes32 name,address[] signers,uint8 threshold,uint32 delay,uint32 expiryWindow,address[] guardians," +
   "tuple(address target,bytes4 selector,uint8 spendArg,uint8 actionWords,bytes32 actionTypeHash," +
-  "tuple(uint8 op,uint8 arg,uint8 field,bool deref,uint256 value,bytes32[] set)[] conditions)[] rules) recovery)";
+  "tuple(uint8 op,uint8 arg,uint8 field,uint8 subject,uint256 value,bytes32[] set)[] conditions)[] rules) recovery)";
 
 /** keccak256(abi.encode(policy)), the hash `PolicyChanged` carries. */
 export function policyHash(spec: PolicySpec): string {
@@ -109,8 +113,9 @@ export function policyHash(spec: PolicySpec): string {
 
 // ------------------------------------------------------------------ JSON policies
 
-/** A condition in a policy file. `arg` names a parameter (`deposit`), a tuple field (`resources.vcpu`), or a
- * head word by number; `op` is one of eq ne lt le gt ge in notIn allIn ownedBy. */
+/** A condition in a policy file. `arg` names a parameter (`deposit`), a tuple field (`resources.vcpu`), a
+ * head word by number, or `msg.value` (the ETH the call sends); `op` is one of eq ne lt le gt ge in notIn allIn
+ * ownedBy. A call that sends ETH matches only a rule with a `msg.value` condition. */
 export interface ConditionJson {
   arg: string | number;
   op: "eq" | "ne" | "lt" | "le" | "gt" | "ge" | "in" | "notIn" | "allIn" | "ownedBy";
@@ -243,11 +248,26 @@ function flatStaticFields(params: readonly ParamType[], prefix = ""): TypedDataF
   return out;
 }
 
-/** The full EIP-712 type string of a named action. */
+/** The full EIP-712 type string of a named action: the call's target, value and selector, its static arguments, then
+ * the nonce, policy version and deadline. */
 export function actionTypeString(name: string, fields: readonly TypedDataField[]): string {
-  const all = [{ name: "target", type: "address" }, { name: "value", type: "uint256" }, ...fields, ...TAIL_FIELDS];
+  const all = actionFields(fields);
+  const names = new Set(all.map((f) => f.name));
+  if (names.size !== all.length) {
+    throw new UserError(`Action ${name}: a parameter is named like one of ${[...HEAD_FIELDS, ...TAIL_FIELDS].map((f) => f.name).join(", ")}.`);
+  }
   return `${name}(${all.map((f) => `${f.type} ${f.name}`).join(",")})`;
 }
+
+function actionFields(fields: readonly TypedDataField[]): TypedDataField[] {
+  return [...HEAD_FIELDS, ...fields, ...TAIL_FIELDS];
+}
+
+const HEAD_FIELDS: TypedDataField[] = [
+  { name: "target", type: "address" },
+  { name: "value", type: "uint256" },
+  { name: "selector", type: "bytes4" },
+];
 
 const TAIL_FIELDS: TypedDataField[] = [
   { name: "nonce", type: "uint256" },
@@ -276,18 +296,29 @@ function buildClass(c: ClassJson, ctx: BuildContext, actions: Record<string, Act
     const fragment = FunctionFragment.from(r.function);
     const target = r.target === "self" ? ZeroAddress : getAddress(ctx.contracts[r.target] ?? r.target);
     const conditions = (r.conditions ?? []).map((cj): ConditionSpec => {
-      const at = locate(fragment, cj.arg);
       const op = OPS[cj.op];
       if (op === undefined) throw new UserError(`Unknown condition op "${cj.op}" in class ${c.name}.`);
+      if (cj.arg === CALL_VALUE_ARG) {
+        if (op === ConditionOp.AllInSet || op === ConditionOp.OwnedBy) {
+          throw new UserError(`${r.function}: "${CALL_VALUE_ARG}" can only be compared (eq ne lt le gt ge in notIn).`);
+        }
+        const set = (cj.set ?? []).map((x) => word32(toWord(x, ctx)));
+        const value = cj.value !== undefined ? BigInt(toWord(cj.value, ctx)) : 0n;
+        return { op, arg: 0, field: 0, subject: ConditionSubject.CallValue, value, set };
+      }
+      const at = locate(fragment, cj.arg);
+      if (op === ConditionOp.AllInSet && (!at.deref || at.field !== 0 || !at.type.isArray())) {
+        throw new UserError(`${r.function}: allIn needs an array parameter of the function itself, "${cj.arg}" is not one.`);
+      }
       let set: string[] = (cj.set ?? []).map((x) => word32(toWord(x, ctx)));
       let value = cj.value !== undefined ? BigInt(toWord(cj.value, ctx, at.type)) : 0n;
       if (op === ConditionOp.OwnedBy) {
         set = cj.view !== undefined ? [id(FunctionFragment.from(cj.view).format("sighash")).slice(0, 10).padEnd(66, "0")] : [];
         value = cj.registry !== undefined ? BigInt(toWord(cj.registry, ctx)) : 0n;
       }
-      // A dynamic array parameter: allIn reads its elements through the offset.
-      const deref = at.deref;
-      return { op, arg: at.arg, field: at.field, deref, value, set };
+      // A dynamic parameter (a tuple's field, or an array for allIn) is read through its offset.
+      const subject = at.deref ? ConditionSubject.ArgField : ConditionSubject.Arg;
+      return { op, arg: at.arg, field: at.field, subject, value, set };
     });
     let actionWords = 0;
     let actionTypeHash = "0x" + "00".repeat(32);
@@ -381,11 +412,10 @@ export function typedOperation(
       action.fields.map((f) => f.type),
       "0x" + call.data.slice(10),
     );
-    const message: Record<string, unknown> = { target: call.target, value: call.value };
+    const message: Record<string, unknown> = { target: call.target, value: call.value, selector: call.data.slice(0, 10) };
     action.fields.forEach((f, i) => (message[f.name] = decoded[i]));
     Object.assign(message, { nonce, policyVersion: version, deadline });
-    const fields = [{ name: "target", type: "address" }, { name: "value", type: "uint256" }, ...action.fields, ...TAIL_FIELDS];
-    return { domain, types: { [action.name]: fields }, primaryType: action.name, message };
+    return { domain, types: { [action.name]: actionFields(action.fields) }, primaryType: action.name, message };
   }
   return {
     domain,

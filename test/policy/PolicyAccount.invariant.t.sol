@@ -10,15 +10,21 @@ import {
     ClassSpec,
     ConditionOp,
     ConditionSpec,
+    ConditionSubject,
     OperationState,
     PolicySpec,
     RuleSpec
 } from "../../contracts/policy/PolicyTypes.sol";
 
-/// @dev Builds the policies the invariant campaign switches between: "pay" (token transfers up to a cap,
-/// 2 of 3, `payDelay`), "change" (policy changes, 3 of 3, 10 minutes) and recovery (3 of 3, 3 days).
+/// @dev Builds the policies the invariant campaign switches between: "pay" (token transfers up to a cap, tips of up
+/// to 1 ETH and ETH-less pings to PAYEE, 2 of 3, `payDelay`), "change" (policy changes, 3 of 3, 10 minutes) and
+/// recovery (3 of 3, 3 days).
 abstract contract PolicyBuilder {
     uint256 internal constant CAP = 1_000e18;
+    uint256 internal constant TIP_CAP = 1 ether;
+    address internal constant PAYEE = address(0xBEEF);
+    bytes4 internal constant TIP = bytes4(keccak256("tip()"));
+    bytes4 internal constant PING = bytes4(keccak256("ping()"));
 
     function _sorted3(address a, address b, address c) internal pure returns (address[] memory s) {
         s = new address[](3);
@@ -39,9 +45,13 @@ abstract contract PolicyBuilder {
     {
         p.classes = new ClassSpec[](2);
         ConditionSpec[] memory cap = new ConditionSpec[](1);
-        cap[0] = ConditionSpec(ConditionOp.Le, 1, 0, false, CAP, new bytes32[](0));
-        RuleSpec[] memory payRules = new RuleSpec[](1);
+        cap[0] = ConditionSpec(ConditionOp.Le, 1, 0, ConditionSubject.Arg, CAP, new bytes32[](0));
+        ConditionSpec[] memory tipCap = new ConditionSpec[](1);
+        tipCap[0] = ConditionSpec(ConditionOp.Le, 0, 0, ConditionSubject.CallValue, TIP_CAP, new bytes32[](0));
+        RuleSpec[] memory payRules = new RuleSpec[](3);
         payRules[0] = RuleSpec(token, bytes4(keccak256("transfer(address,uint256)")), 2, 0, bytes32(0), cap);
+        payRules[1] = RuleSpec(PAYEE, TIP, 0, 0, bytes32(0), tipCap);
+        payRules[2] = RuleSpec(PAYEE, PING, 0, 0, bytes32(0), new ConditionSpec[](0));
         address[] memory guardians = new address[](1);
         guardians[0] = guardian;
         p.classes[0] = ClassSpec("pay", signers, 2, payDelay, 1 days, guardians, payRules);
@@ -213,11 +223,13 @@ contract PolicyAccountHandler is Test, PolicyBuilder {
             abi.encodeCall(IPolicyAccount.setPolicy, (_policy(address(token), sorted, guardian, newDelay)))
         );
         uint256 nonce = nextNonce++;
-        vm.prank(members[0]);
+        // Members 0 and 1 share at most MAX_OPS proposals (member 2 floods): one of them has room.
+        uint256 p = account.pendingOperations(members[0]).length < 16 ? 0 : 1;
+        vm.prank(members[p]);
         account.propose(c, nonce);
-        vm.prank(members[1]);
+        vm.prank(members[(p + 1) % 3]);
         account.approve(nonce);
-        vm.prank(members[2]);
+        vm.prank(members[(p + 2) % 3]);
         account.approve(nonce);
         // 10 minutes, or later when a recent change's delay floor (or the coarse floor after
         // MAX_FLOOR_WALK quick changes) still applies
@@ -231,15 +243,45 @@ contract PolicyAccountHandler is Test, PolicyBuilder {
         calls["changePolicy"]++;
     }
 
-    function agentSpend(uint256 amount) external timed {
-        amount = bound(amount, 1, 400e18);
+    /// @dev The agent transfers tokens, tips PAYEE (ETH, with a value condition) or pings it with ETH (a rule without
+    /// a value condition, which must not let ETH leave); every success moves at most what its allowance held.
+    function agentSpend(uint256 amount, uint256 kind) external timed {
         Call[] memory c = new Call[](1);
-        c[0] = Call(address(token), 0, abi.encodeCall(token.transfer, (address(0xBEEF), amount)));
+        uint256 value;
+        if (kind % 3 == 0) {
+            amount = bound(amount, 1, 400e18);
+            c[0] = Call(address(token), 0, abi.encodeCall(token.transfer, (PAYEE, amount)));
+        } else {
+            value = bound(amount, 1, 2 ether);
+            amount = 0;
+            c[0] = Call(PAYEE, value, abi.encodeWithSelector(kind % 3 == 1 ? TIP : PING));
+        }
+        uint256 available = account.getAgent(agent).available;
         vm.prank(agent);
         try account.agentExecute(c) {
+            assertLe(amount + value, available, "agent moved more than its allowance");
+            assertTrue(value == 0 || kind % 3 == 1, "ETH left along a rule without a value condition");
+            assertLe(value, TIP_CAP, "ETH above the value condition");
+            agentMoved += amount + value;
             calls["agentSpend"]++;
         } catch {}
     }
+
+    /// @dev Member 2 proposes up to `count` operations (never executed: they sit until they expire), as a signer
+    /// trying to fill the pending list would.
+    function flood(uint256 count) external timed {
+        count = bound(count, 1, 20);
+        for (uint256 i; i < count; ++i) {
+            uint256 nonce = nextNonce++;
+            vm.prank(members[2]);
+            try account.propose(_pay(nonce), nonce) {
+                calls["flood"]++;
+            } catch {}
+        }
+    }
+
+    /// @dev What the agent moved in total (tokens and wei alike, as its allowance counts them).
+    uint256 public agentMoved;
 
     // ------------------------------------------------------------------ helpers
 
@@ -290,6 +332,8 @@ contract PolicyAccountInvariantTest is Test, PolicyBuilder {
     PolicyAccountHandler internal handler;
     address internal agent = makeAddr("agent");
     uint128 internal constant AGENT_MAX = 500e18;
+    uint256 internal grantedAt;
+    uint256 internal constant AGENT_PERIOD = 1 hours;
 
     function setUp() public {
         uint256[3] memory keys = [uint256(0xA11CE), 0xB0B, 0xCA401];
@@ -299,6 +343,7 @@ contract PolicyAccountInvariantTest is Test, PolicyBuilder {
         account = new PolicyAccount(address(this));
         account.initialize(_policy(address(token), signers, guardian, 1 hours));
         token.transfer(address(account), 1e24);
+        vm.deal(address(account), 100 ether);
         _grantAgent(signers);
         handler = new PolicyAccountHandler(account, token, keys, 0xBAD, guardian, agent, 1 hours);
         targetContract(address(handler));
@@ -306,6 +351,7 @@ contract PolicyAccountInvariantTest is Test, PolicyBuilder {
 
     /// @dev Grants the agent the pay class with a 500-token allowance per hour (through the change class).
     function _grantAgent(address[] memory signers) internal {
+        grantedAt = vm.getBlockTimestamp();
         // The example change class does not cover grantAgent; use a policy that does, then go back to version 1.
         PolicySpec memory p = _policy(address(token), signers, makeAddr("guardian"), 1 hours);
         p.classes[1].rules = new RuleSpec[](3);
@@ -346,6 +392,37 @@ contract PolicyAccountInvariantTest is Test, PolicyBuilder {
         _checkEtaNeverMovesEarlier();
         IPolicyAccount.AgentView memory a = account.getAgent(agent);
         assertLe(a.available, a.maxAllowance, "allowance above its maximum");
+        _checkAgentWithinAllowance();
+        _checkPolicyChangeProposable();
+    }
+
+    /// An agent never moves more than its allowance granted in total: the first full allowance plus the refill
+    /// since, tokens and ETH value together.
+    function _checkAgentWithinAllowance() internal view {
+        uint256 refill = (vm.getBlockTimestamp() - grantedAt) * AGENT_MAX / AGENT_PERIOD;
+        assertLe(handler.agentMoved(), AGENT_MAX + refill, "agent moved more than its allowance");
+    }
+
+    /// Every signer of the change class can propose a policy change, whatever the others proposed: at worst after cancelling its own
+    /// pending operations (on a snapshot, so the campaign's state is not changed).
+    function _checkPolicyChangeProposable() internal {
+        (, uint32 contentId,) = account.policyVersion();
+        address[] memory list = account.getClass(contentId, 1).signers; // the change class
+        for (uint256 m; m < list.length; ++m) {
+            uint256 snapshot = vm.snapshotState();
+            uint256[] memory mine = account.pendingOperations(list[m]);
+            for (uint256 i; i < mine.length; ++i) {
+                OperationState s = account.state(mine[i]);
+                if (s != OperationState.Proposed && s != OperationState.Queued && s != OperationState.Ready) continue;
+                vm.prank(list[m]);
+                account.cancel(mine[i]);
+            }
+            Call[] memory c = new Call[](1);
+            c[0] = Call(address(account), 0, abi.encodeCall(IPolicyAccount.restoreVersion, (1)));
+            vm.prank(list[m]);
+            account.propose(c, type(uint256).max - m);
+            vm.revertToState(snapshot);
+        }
     }
 
     /// 0 < M <= signers for every class of the active content, recovery included.
@@ -387,11 +464,17 @@ contract PolicyAccountInvariantTest is Test, PolicyBuilder {
         handler.approve(1, 0);
         handler.warp(2 hours);
         handler.execute(0, 0);
+        handler.agentSpend(10e18, 0);
+        handler.agentSpend(0.5 ether, 1);
+        handler.agentSpend(0.5 ether, 2); // refused: no value condition on ping
+        handler.flood(20);
         handler.changePolicy(0);
         handler.executeSigned(3, 5, 0); // refused: the old 1 h pay delay still applies
         handler.warp(2 hours);
         handler.executeSigned(3, 5, 0);
-        handler.agentSpend(10e18);
+        assertEq(handler.calls("agentSpend"), 2);
+        assertEq(handler.calls("flood"), 16); // one proposer's own list is full; the others' are not
+        invariant_policyHolds();
         assertEq(handler.calls("execute"), 1);
         assertEq(handler.calls("executeSigned"), 1);
     }

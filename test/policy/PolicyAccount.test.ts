@@ -192,13 +192,30 @@ describe("PolicyAccount", function () {
     it("emits PolicyStored and PolicyChanged on initialize, once, and only by the initializer", async function () {
       const { account } = await deployAccount(ethers, f.deployer.address);
       await expect(account.connect(f.stranger).initialize(f.policy.spec))
-        .to.be.revertedWithCustomError(account, "PolicyAccountOnlySelf")
+        .to.be.revertedWithCustomError(account, "PolicyAccountNotInitializer")
         .withArgs(f.stranger.address);
       await expect(account.initialize(f.policy.spec))
         .to.emit(account, "PolicyChanged")
         .withArgs(1n, 1n, f.policy.hash, 0n)
         .and.to.emit(account, "PolicyStored");
       await expect(account.initialize(f.policy.spec)).to.be.revertedWithCustomError(account, "PolicyAccountAlreadyInitialized");
+    });
+
+    it("reverts with PolicyAccountStoreFailed when the content's data contract runs out of gas", async function () {
+      const { account } = await deployAccount(ethers, f.deployer.address);
+      const full = await account.initialize.estimateGas(f.policy.spec);
+      // Somewhere below the full cost CREATE gets too little gas (200 per byte of code) and the account reverts
+      // with the 1/64 CREATE leaves it; further down the transaction runs out of gas before CREATE.
+      const names = new Set<string>();
+      for (let gas = full - 20_000n; gas > full - 800_000n; gas -= 20_000n) {
+        try {
+          await account.initialize.staticCall(f.policy.spec, { gasLimit: gas });
+        } catch (error) {
+          const data = (error as { data?: unknown }).data;
+          if (typeof data === "string" && data !== "0x") names.add(account.interface.parseError(data)?.name ?? data);
+        }
+      }
+      expect([...names]).to.deep.equal(["PolicyAccountStoreFailed"]);
     });
 
     it("takes policy changes only from the account itself", async function () {
@@ -248,7 +265,7 @@ describe("PolicyAccount", function () {
           "PolicyAccountTooMany",
           [Limit.Conditions, 9n, 8n],
         );
-        const c = { op: 6, arg: 0, field: 0, deref: false, value: 0n, set: Array(17).fill(id("x")) };
+        const c = { op: 6, arg: 0, field: 0, subject: 0, value: 0n, set: Array(17).fill(id("x")) };
         await rejects((s) => (s.classes[0]!.rules[0]!.conditions = [c]), "PolicyAccountTooMany", [Limit.SetValues, 17n, 16n]);
       });
       it("more than 8 guardians, or more than 64 distinct members", async function () {
@@ -284,7 +301,7 @@ describe("PolicyAccount", function () {
       });
       it("more than 24,575 bytes of encoded policy (one data contract's code)", async function () {
         // 6 rules of 8 conditions with 16 set values each: 6 x (59 + 8 x (37 + 16 x 32)) = 26,706 bytes of rules alone
-        const wide = { op: 6, arg: 1, field: 0, deref: false, value: 0n, set: Array.from({ length: 16 }, (_, i) => id(`v${i}`)) };
+        const wide = { op: 6, arg: 1, field: 0, subject: 0, value: 0n, set: Array.from({ length: 16 }, (_, i) => id(`v${i}`)) };
         await rejects(
           (s) => (s.classes[0]!.rules = Array(6).fill({ ...s.classes[0]!.rules[0]!, conditions: Array(8).fill(wide) })),
           "PolicyAccountTooMany",
@@ -293,11 +310,16 @@ describe("PolicyAccount", function () {
       });
       it("conditions that cannot be evaluated", async function () {
         const bad = [
-          { op: 6, arg: 0, field: 0, deref: false, value: 0n, set: [] }, // InSet without a set
-          { op: 8, arg: 0, field: 0, deref: false, value: 0n, set: [id("x")] }, // AllInSet not deref
-          { op: 9, arg: 0, field: 0, deref: false, value: 0n, set: [id("x"), id("y")] }, // OwnedBy with 2 selectors
-          { op: 3, arg: 0, field: 1, deref: false, value: 0n, set: [] }, // field without deref
-          { op: 3, arg: 0, field: 0, deref: false, value: 0n, set: [id("x")] }, // comparison with a set
+          { op: 6, arg: 0, field: 0, subject: 0, value: 0n, set: [] }, // InSet without a set
+          { op: 8, arg: 0, field: 0, subject: 0, value: 0n, set: [id("x")] }, // AllInSet not on an array (ArgField)
+          { op: 9, arg: 0, field: 0, subject: 0, value: 0n, set: [id("x"), id("y")] }, // OwnedBy with 2 selectors
+          { op: 3, arg: 0, field: 1, subject: 0, value: 0n, set: [] }, // field without ArgField
+          { op: 3, arg: 0, field: 0, subject: 0, value: 0n, set: [id("x")] }, // comparison with a set
+          { op: 8, arg: 0, field: 1, subject: 1, value: 0n, set: [id("x")] }, // AllInSet on an array inside a tuple
+          { op: 3, arg: 1, field: 0, subject: 2, value: 0n, set: [] }, // the call's value with an argument
+          { op: 3, arg: 0, field: 1, subject: 2, value: 0n, set: [] }, // the call's value with a field
+          { op: 8, arg: 0, field: 0, subject: 2, value: 0n, set: [id("x")] }, // the call's value as an array
+          { op: 9, arg: 0, field: 0, subject: 2, value: 0n, set: [] }, // the call's value as a VM id
         ];
         for (const c of bad) await rejects((s) => (s.classes[1]!.rules[2]!.conditions = [c]), "PolicyAccountInvalidCondition", [1n, 2n, 0n]);
       });
@@ -425,7 +447,7 @@ describe("PolicyAccount", function () {
       await ok(call("pickRegion", [r("eu-central-1")]));
       await denied(call("pickRegion", [r("us-east-1")]));
       await ok(call("pickRegions", [[r("eu-west-1"), r("eu-central-1")]]));
-      await ok(call("pickRegions", [[]]));
+      await denied(call("pickRegions", [[]]));
       await denied(call("pickRegions", [[r("eu-west-1"), r("us-east-1")]]));
       await denied(call("pickRegions", [Array(33).fill(r("eu-west-1"))]));
       await ok(call("avoidRegion", [r("eu-west-1")]));
@@ -669,7 +691,7 @@ describe("PolicyAccount", function () {
         .to.emit(f.account, "OperationProposed")
         .and.to.emit(f.account, "OperationApproved");
       expect(await f.account.state(nonce)).to.equal(OperationState.Proposed);
-      expect(await f.account.pendingOperations()).to.deep.equal([nonce]);
+      expect(await f.account.pendingOperations(f.alice.address)).to.deep.equal([nonce]);
       const tx = await f.account.connect(f.bob).approve(nonce);
       const approvedAt = BigInt((await tx.getBlock())!.timestamp);
       await expect(tx).to.emit(f.account, "OperationQueued").withArgs(nonce, approvedAt + HOUR, approvedAt + HOUR + DAY);
@@ -686,7 +708,7 @@ describe("PolicyAccount", function () {
         .withArgs(nonce, f.stranger.address, 1n, LARGE, bitsOf(f, [f.alice, f.bob]))
         .and.to.emit(f.vms, "VmRequested");
       expect(await f.account.state(nonce)).to.equal(OperationState.Executed);
-      expect(await f.account.pendingOperations()).to.deep.equal([]);
+      expect(await f.account.pendingOperations(f.alice.address)).to.deep.equal([]);
       await expect(f.account.execute(nonce, calls))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountUnexpectedState")
         .withArgs(nonce, OperationState.Executed);
@@ -710,9 +732,9 @@ describe("PolicyAccount", function () {
         .to.be.revertedWithCustomError(f.account, "PolicyAccountUnexpectedState")
         .withArgs(b, OperationState.Expired);
       // prune drops both from the pending list
-      expect((await f.account.pendingOperations()).length).to.equal(2);
-      await f.account.prune();
-      expect(await f.account.pendingOperations()).to.deep.equal([]);
+      expect((await f.account.pendingOperations(f.alice.address)).length).to.equal(2);
+      await f.account.prunePending(f.alice.address);
+      expect(await f.account.pendingOperations(f.alice.address)).to.deep.equal([]);
     });
 
     it("checks proposers, approvers, nonces and the calls passed again", async function () {
@@ -777,19 +799,19 @@ describe("PolicyAccount", function () {
       await expect(f.account.execute(opId, calls)).to.emit(f.vms, "VmRequested");
     });
 
-    it("lists at most 60 normal pending operations, keeping 4 slots that only recovery can take", async function () {
+    it("lists at most 16 pending operations per proposer, in the proposer's own list", async function () {
       const calls = [await transferCall(f, f.stranger.address, NCC)];
-      for (let i = 0; i < 60; i++) await f.account.connect(f.alice).propose(calls, 50_000n + BigInt(i));
-      expect((await f.account.pendingOperations()).length).to.equal(60);
+      for (let i = 0; i < 15; i++) await f.account.connect(f.alice).propose(calls, 50_000n + BigInt(i));
+      await f.account.connect(f.alice).proposeRecovery([await callOf(f.account, "restoreVersion", [1])], 49_998n);
+      expect((await f.account.pendingOperations(f.alice.address)).length).to.equal(16);
       await expect(f.account.connect(f.alice).propose(calls, 49_999n))
         .to.be.revertedWithCustomError(f.account, "PolicyAccountTooMany")
-        .withArgs(Limit.Pending, 61n, 60n);
-      await f.account.connect(f.alice).proposeRecovery([await callOf(f.account, "restoreVersion", [1])], 49_998n);
-      expect((await f.account.pendingOperations()).length).to.equal(61);
-      // once they expire, a new proposal prunes them
+        .withArgs(Limit.Pending, 17n, 16n);
+      expect(await f.account.pendingOperations(f.bob.address)).to.deep.equal([]);
+      // once they expire, a new proposal prunes them (the recovery operation's 7-day window is still open)
       await time.increase(DAY);
       await f.account.connect(f.alice).propose(calls, 49_999n);
-      expect(await f.account.pendingOperations()).to.deep.equal([49_998n, 49_999n]);
+      expect(await f.account.pendingOperations(f.alice.address)).to.deep.equal([49_998n, 49_999n]);
     });
 
     it("uses per-operation nonces: a stuck operation blocks no other", async function () {

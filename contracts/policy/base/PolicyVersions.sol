@@ -6,7 +6,8 @@ import {PolicyContent} from "../libraries/PolicyContent.sol";
 import {PolicyWriter} from "../libraries/PolicyWriter.sol";
 import {CalldataConditions} from "../libraries/CalldataConditions.sol";
 import {CallsCalldata} from "../libraries/CallsCalldata.sol";
-import {Call, Limit, PolicySpec, MAX_CALLS, MAX_FLOOR_WALK} from "../PolicyTypes.sol";
+import {ClassPtr, ContentPtr, RulePtr} from "../libraries/PolicyLayout.sol";
+import {Call, Limit, PolicySpec, MAX_CALLS, MAX_FLOOR_WALK, RECOVERY} from "../PolicyTypes.sol";
 
 /// @title PolicyVersions
 /// @notice The versioned policy: immutable contents (data contracts, see {PolicyContent}), versions pointing at
@@ -24,12 +25,16 @@ abstract contract PolicyVersions is IPolicyAccount {
         uint40 floorUntil;
     }
 
-    /// @dev One slot per version.
+    /// @dev Two slots per version; the signed path reads only the first.
     struct Version {
+        // slot 0: code (160) | size (16) | activatedAt (40) | floorUntil (40)
         address code;
         uint16 size;
         uint40 activatedAt;
         uint40 floorUntil;
+        // slot 1
+        /// @dev Until then, some earlier version's recovery delay can still bound new recovery operations.
+        uint40 recoveryFloorUntil;
     }
 
     /// @dev Where content `contentId` lives: its data contract and size.
@@ -66,7 +71,7 @@ abstract contract PolicyVersions is IPolicyAccount {
     function policyVersion() external view returns (uint64 version, uint32 contentId, bytes32 policyHash) {
         Head memory h = _head;
         if (h.version == 0) return (0, 0, 0);
-        uint256 content = PolicyContent.load(h.code, h.size);
+        ContentPtr content = PolicyContent.load(h.code, h.size);
         return (h.version, PolicyContent.contentId(content), PolicyContent.policyHash(content));
     }
 
@@ -74,29 +79,29 @@ abstract contract PolicyVersions is IPolicyAccount {
     function versionInfo(uint64 version) external view returns (uint32 contentId, bytes32 policyHash, uint40 activatedAt) {
         Version memory v = _versions[version];
         if (v.code == address(0)) revert PolicyAccountUnknownVersion(version);
-        uint256 content = PolicyContent.load(v.code, v.size);
+        ContentPtr content = PolicyContent.load(v.code, v.size);
         return (PolicyContent.contentId(content), PolicyContent.policyHash(content), v.activatedAt);
     }
 
     /// @inheritdoc IPolicyAccount
     function members(uint32 contentId) external view returns (address[] memory list) {
-        (bool known, uint256 content) = _contentOf(contentId);
+        (bool known, ContentPtr content) = _contentOf(contentId);
         if (known) list = PolicyContent.members(content);
     }
 
     /// @inheritdoc IPolicyAccount
     function classCount(uint32 contentId) external view returns (uint256) {
-        (bool known, uint256 content) = _contentOf(contentId);
+        (bool known, ContentPtr content) = _contentOf(contentId);
         return known ? PolicyContent.classCount(content) : 0;
     }
 
     /// @inheritdoc IPolicyAccount
     function getClass(uint32 contentId, uint8 classIndex) external view returns (ClassView memory v) {
-        (bool known, uint256 content) = _contentOf(contentId);
-        if (!known || (classIndex != PolicyContent.RECOVERY && classIndex >= PolicyContent.classCount(content))) {
+        (bool known, ContentPtr content) = _contentOf(contentId);
+        if (!known || (classIndex != RECOVERY && classIndex >= PolicyContent.classCount(content))) {
             return v;
         }
-        uint256 cls = PolicyContent.classAt(content, classIndex);
+        ClassPtr cls = PolicyContent.classAt(content, classIndex);
         uint256 signerCount;
         (v.threshold, signerCount, v.delay, v.expiryWindow) = PolicyContent.params(cls);
         uint256 guardianCount;
@@ -114,7 +119,7 @@ abstract contract PolicyVersions is IPolicyAccount {
 
     /// @inheritdoc IPolicyAccount
     function classOf(Call[] calldata calls) external view returns (uint8 classIndex, uint40 notBefore) {
-        (uint256 content, uint64 version, uint40 floorUntil) = _active();
+        (ContentPtr content, uint64 version, uint40 floorUntil) = _active();
         (classIndex,,) = _classify(content, calls);
         notBefore = _notBefore(version, floorUntil, calls);
     }
@@ -139,25 +144,34 @@ abstract contract PolicyVersions is IPolicyAccount {
         _activate(code, uint16(size), 0);
     }
 
-    /// @dev Makes content `code` the next version. The floor window grows to cover the old content's longest delay.
-    /// Emits {PolicyChanged}.
+    /// @dev Makes content `code` the next version. The floor windows grow to cover the old content's longest delay
+    /// and its recovery delay. Emits {PolicyChanged}.
     function _activate(address code, uint16 size, uint64 restoredFrom) private {
         Head memory old = _head;
         uint40 nowTime = uint40(block.timestamp);
         uint40 floorUntil = old.floorUntil;
+        uint40 recoveryFloorUntil;
         if (old.version != 0) {
-            uint40 oldEnd = nowTime + PolicyContent.maxDelay(PolicyContent.load(old.code, old.size));
-            if (oldEnd > floorUntil) floorUntil = oldEnd;
+            ContentPtr oldContent = PolicyContent.load(old.code, old.size);
+            floorUntil = _max(floorUntil, nowTime + PolicyContent.maxDelay(oldContent));
+            uint32 oldRecoveryDelay = PolicyContent.delayOf(PolicyContent.classAt(oldContent, RECOVERY));
+            recoveryFloorUntil = _max(_versions[old.version].recoveryFloorUntil, nowTime + oldRecoveryDelay);
         }
         uint32 version = old.version + 1;
         _head = Head({code: code, size: size, version: version, floorUntil: floorUntil});
-        _versions[version] = Version({code: code, size: size, activatedAt: nowTime, floorUntil: floorUntil});
-        uint256 content = PolicyContent.load(code, size);
+        _versions[version] = Version({
+            code: code,
+            size: size,
+            activatedAt: nowTime,
+            floorUntil: floorUntil,
+            recoveryFloorUntil: recoveryFloorUntil
+        });
+        ContentPtr content = PolicyContent.load(code, size);
         emit PolicyChanged(version, PolicyContent.contentId(content), PolicyContent.policyHash(content), restoredFrom);
     }
 
     /// @dev The active content (in memory), its version and the end of its delay-floor window: one SLOAD.
-    function _active() internal view returns (uint256 content, uint64 version, uint40 floorUntil) {
+    function _active() internal view returns (ContentPtr content, uint64 version, uint40 floorUntil) {
         address code;
         uint256 size;
         // Unpacked on the stack: copying the struct to memory costs more than the signed path can spare.
@@ -176,21 +190,15 @@ abstract contract PolicyVersions is IPolicyAccount {
     }
 
     /// @dev Content `contentId` in memory, if it exists.
-    function _contentOf(uint32 contentId) internal view returns (bool known, uint256 content) {
+    function _contentOf(uint32 contentId) internal view returns (bool known, ContentPtr content) {
         ContentRef memory ref = _contents[contentId];
-        if (ref.code == address(0)) return (false, 0);
+        if (ref.code == address(0)) return (false, ContentPtr.wrap(0));
         return (true, PolicyContent.load(ref.code, ref.size));
-    }
-
-    /// @dev When version `version` began and the content of the version before it (for the recovery delay floor).
-    function _previousContent(uint64 version) internal view returns (uint40 activatedAt, uint256 content) {
-        Version memory prev = _versions[version - 1];
-        return (_versions[version].activatedAt, PolicyContent.load(prev.code, prev.size));
     }
 
     /// @dev The class of `calls` under `content` (reverting when denied or ambiguous), the classes of the single
     /// calls (a bitmask, for guardians) and the rule of the class a single call matched (for its EIP-712 type).
-    function _classify(uint256 content, Call[] calldata calls)
+    function _classify(ContentPtr content, Call[] calldata calls)
         internal
         view
         returns (uint8 classIndex, uint16 classMask, uint8 ruleIndex)
@@ -201,16 +209,16 @@ abstract contract PolicyVersions is IPolicyAccount {
     /// @dev {_classify} without the class mask: for one call (`only`, {CallsCalldata-single} of `calls`) whose
     /// matching rules need no condition evaluated and fall in one class ({PolicyContent-soleCandidate}), that class
     /// and rule at once; anything else through {_classify}, which decides the same way and names the error.
-    function _classifyCall(uint256 content, Call[] calldata calls, uint256 only)
+    function _classifyCall(ContentPtr content, Call[] calldata calls, uint256 only)
         internal
         view
         returns (uint8 classIndex, uint8 ruleIndex)
     {
         if (only != 0) {
-            (address target,, bytes calldata data) = CallsCalldata.fields(only);
+            (address target, uint256 value, bytes calldata data) = CallsCalldata.fields(only);
             if (target != address(0)) {
                 bool sole;
-                (sole, classIndex, ruleIndex) = PolicyContent.soleCandidate(content, target, data, address(this));
+                (sole, classIndex, ruleIndex) = PolicyContent.soleCandidate(content, target, value, data, address(this));
                 if (sole) return (classIndex, ruleIndex);
             }
         }
@@ -219,7 +227,7 @@ abstract contract PolicyVersions is IPolicyAccount {
 
     /// @dev Per call: its strictest matching class; then the strictest of those. With `strict`, reverts
     /// instead of returning a zero `classMask`.
-    function _classifyIn(uint256 content, Call[] calldata calls, bool strict)
+    function _classifyIn(ContentPtr content, Call[] calldata calls, bool strict)
         private
         view
         returns (uint8 classIndex, uint16 classMask, uint8 ruleIndex)
@@ -249,15 +257,15 @@ abstract contract PolicyVersions is IPolicyAccount {
 
     /// @dev The strictest class matching call `i` of `calls` and its matched rules; with `strict`, reverts instead
     /// of returning `found = false`.
-    function _classOfCall(uint256 content, Call[] calldata calls, uint256 i, bool strict)
+    function _classOfCall(ContentPtr content, Call[] calldata calls, uint256 i, bool strict)
         private
         view
         returns (bool found, uint8 classIndex, uint256 rules)
     {
-        (address target,, bytes calldata data) = CallsCalldata.at(calls, i);
+        (address target, uint256 value, bytes calldata data) = CallsCalldata.at(calls, i);
         if (target == address(0)) revert PolicyAccountZeroTarget(i);
         uint16 mask;
-        (mask, rules) = PolicyContent.candidates(content, target, data, address(this));
+        (mask, rules) = PolicyContent.candidates(content, target, value, data, address(this));
         (found, classIndex) = PolicyContent.strictest(content, mask);
         if (!found && strict) {
             if (mask == 0) revert PolicyAccountActionDenied(i, target, _selectorOf(data));
@@ -266,8 +274,8 @@ abstract contract PolicyVersions is IPolicyAccount {
     }
 
     /// @dev For an agent: every call's class must be in `scope` (a class bitmask of `content`); returns the total
-    /// of the calls' spend words.
-    function _agentSpend(uint256 content, Call[] calldata calls, address agent, uint16 scope)
+    /// of the calls' spend words and the ETH they send.
+    function _agentSpend(ContentPtr content, Call[] calldata calls, address agent, uint16 scope)
         internal
         view
         returns (uint256 spend)
@@ -282,46 +290,66 @@ abstract contract PolicyVersions is IPolicyAccount {
         }
     }
 
-    /// @dev The word call `i` of `calls`, of class `classIndex` by rule `ruleIndex`, charges an agent with.
-    function _spendWord(uint256 content, uint8 classIndex, uint8 ruleIndex, Call[] calldata calls, uint256 i)
+    /// @dev What call `i` of `calls`, of class `classIndex` by rule `ruleIndex`, charges an agent with: its spend word
+    /// plus the ETH it sends.
+    function _spendWord(ContentPtr content, uint8 classIndex, uint8 ruleIndex, Call[] calldata calls, uint256 i)
         private
         pure
-        returns (uint256 word)
+        returns (uint256)
     {
-        (address target,, bytes calldata data) = CallsCalldata.at(calls, i);
-        uint256 rule = PolicyContent.ruleAt(content, PolicyContent.classAt(content, classIndex), ruleIndex);
+        (address target, uint256 value, bytes calldata data) = CallsCalldata.at(calls, i);
+        RulePtr rule = PolicyContent.ruleAt(content, PolicyContent.classAt(content, classIndex), ruleIndex);
         (uint256 spendArg,,) = PolicyContent.action(rule);
-        if (spendArg == 0) return 0;
-        bool ok;
-        (ok, word) = CalldataConditions.headWord(data, spendArg - 1);
+        if (spendArg == 0) return value;
+        (bool ok, uint256 word) = CalldataConditions.headWord(data, spendArg - 1);
         // A call too short to hold its spend word would be rejected by the target's decoder anyway.
         if (!ok) revert PolicyAccountActionDenied(i, target, _selectorOf(data));
+        return word + value;
     }
 
-    /// @dev The earliest time an operation on `calls` proposed now under `version` may run: for each recent version
-    /// change, the change time plus the delay the calls had under the content before it. Walks at most
-    /// MAX_FLOOR_WALK changes back; beyond that it takes the whole window (coarse, never too early). Outside the
-    /// window (`floorUntil`, from the head) it reads nothing.
+    /// @dev The earliest time an operation on `calls` proposed now under `version` may run (see {_floor}). Outside
+    /// the window (`floorUntil`, from the head) it reads nothing.
     function _notBefore(uint64 version, uint40 floorUntil, Call[] calldata calls)
         internal
         view
         returns (uint40 notBefore)
     {
         if (block.timestamp >= floorUntil) return 0;
-        Version memory w = _versions[version];
-        for (uint256 step; version > 1 && block.timestamp < w.floorUntil; ++step) {
-            if (step == MAX_FLOOR_WALK) return w.floorUntil > notBefore ? w.floorUntil : notBefore;
-            Version memory prev = _versions[version - 1];
-            uint256 content = PolicyContent.load(prev.code, prev.size);
-            (uint8 c, uint16 mask,) = _classifyIn(content, calls, false);
-            if (mask != 0) {
-                (,, uint32 delay,) = PolicyContent.params(PolicyContent.classAt(content, c));
-                uint40 floor = w.activatedAt + delay;
-                if (floor > notBefore) notBefore = floor;
-            }
-            w = prev;
+        return _floor(version, calls, false);
+    }
+
+    /// @dev The earliest time a recovery operation on `calls` proposed now under `version` may run (see {_floor}).
+    function _recoveryNotBefore(uint64 version, Call[] calldata calls) internal view returns (uint40) {
+        return _floor(version, calls, true);
+    }
+
+    /// @dev The delay floor: for each recent version change, the change time plus the delay the calls had under the
+    /// content before it (with `recovery`, that content's recovery delay). Walks at most MAX_FLOOR_WALK changes back
+    /// while inside the version's floor window; beyond that it takes the whole window (coarse, never too early).
+    function _floor(uint64 version, Call[] calldata calls, bool recovery) private view returns (uint40 notBefore) {
+        for (uint256 step; version > 1; ++step) {
+            Version storage w = _versions[version];
+            uint40 windowEnd = recovery ? w.recoveryFloorUntil : w.floorUntil;
+            if (block.timestamp >= windowEnd) break;
+            if (step == MAX_FLOOR_WALK) return _max(windowEnd, notBefore);
+            Version storage prev = _versions[version - 1];
+            ContentPtr content = PolicyContent.load(prev.code, prev.size);
+            (bool matched, uint8 c) = recovery ? (true, RECOVERY) : _classUnder(content, calls);
+            // Calls the old content denied had no delay to keep.
+            if (matched) notBefore = _max(notBefore, w.activatedAt + PolicyContent.delayOf(PolicyContent.classAt(content, c)));
             --version;
         }
+    }
+
+    /// @dev The class `content` gives `calls`, if it matches them at all.
+    function _classUnder(ContentPtr content, Call[] calldata calls) private view returns (bool matched, uint8 classIndex) {
+        uint16 mask;
+        (classIndex, mask,) = _classifyIn(content, calls, false);
+        matched = mask != 0;
+    }
+
+    function _max(uint40 a, uint40 b) private pure returns (uint40) {
+        return a > b ? a : b;
     }
 
     function _selectorOf(bytes calldata data) internal pure returns (bytes4) {

@@ -6,14 +6,16 @@ import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/Signa
 import {IPolicyAccount} from "../interfaces/IPolicyAccount.sol";
 import {PolicyContent} from "../libraries/PolicyContent.sol";
 import {CallsCalldata} from "../libraries/CallsCalldata.sol";
+import {ClassPtr, RulePtr} from "../libraries/PolicyLayout.sol";
 import {Call} from "../PolicyTypes.sol";
 
 /// @title SignatureApprovals
 /// @notice EIP-712 typed data of operations and the check of signatures submitted together.
 /// The domain binds the chain id and this account; the message binds the calls, the operation nonce, the policy
 /// version and a deadline. A single call whose rule names an action type is signed as that type, so a wallet
-/// shows e.g. `TerminateVm(address target,uint256 value,uint256 vmId,uint256 nonce,uint64 policyVersion,uint256 deadline)`;
-/// anything else is signed as the generic `Operation`.
+/// shows e.g. `TerminateVm(address target,uint256 value,bytes4 selector,uint256 vmId,uint256 nonce,uint64 policyVersion,uint256 deadline)`;
+/// anything else is signed as the generic `Operation`. The named type binds the target and the function selector, so
+/// two rules that share an action name never accept each other's signatures.
 /// @dev Signatures arrive packed in one `bytes` (see {IPolicyAccount-executeSignedCalls}), ordered by signer:
 /// an ECDSA entry carries no signer address (it is the recovered one), which saves a calldata word per signature.
 abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
@@ -38,7 +40,7 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
 
     /// @dev The digest to sign. `only` is {CallsCalldata-single} of `calls`; `rule` is the single call's rule (a
     /// memory address; ignored for batches).
-    function _digest(Call[] calldata calls, uint256 only, uint256 rule, uint256 nonce, uint64 version, uint256 deadline)
+    function _digest(Call[] calldata calls, uint256 only, RulePtr rule, uint256 nonce, uint64 version, uint256 deadline)
         internal
         view
         returns (bytes32)
@@ -58,9 +60,10 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
         return _hashTypedDataV4(_operationStructHash(calls, nonce, version, deadline));
     }
 
-    /// @dev The digest ({_hashTypedDataV4}) of keccak256(typeHash ‖ target ‖ value ‖ argument words ‖ nonce ‖ version ‖
-    /// deadline) of the single call at `only` ({CallsCalldata-single}): for static arguments, EIP-712's encodeData of
-    /// each field is exactly its ABI word. Zero (no named digest) when the call's data is not `dataLength` bytes.
+    /// @dev The digest ({_hashTypedDataV4}) of keccak256(typeHash ‖ target ‖ value ‖ selector ‖ argument words ‖ nonce ‖
+    /// version ‖ deadline) of the single call at `only` ({CallsCalldata-single}): for `bytes4` and static arguments,
+    /// EIP-712's encodeData of each field is exactly its ABI word (the selector left-aligned). Zero (no named digest)
+    /// when the call's data is not `dataLength` bytes.
     function _namedDigest(
         bytes32 typeHash,
         uint256 only,
@@ -78,13 +81,16 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
             // `target` is clean: {CallsCalldata-element} rejected a call whose target word is not an address.
             mstore(add(ptr, 0x20), target)
             mstore(add(ptr, 0x40), value)
+            // The selector as a bytes4 field (left-aligned in a cleared word), then the argument words.
+            mstore(add(ptr, 0x60), 0)
+            calldatacopy(add(ptr, 0x60), data.offset, 4)
             let argsLength := sub(data.length, 4)
-            calldatacopy(add(ptr, 0x60), add(data.offset, 4), argsLength)
-            let tailPtr := add(add(ptr, 0x60), argsLength)
+            calldatacopy(add(ptr, 0x80), add(data.offset, 4), argsLength)
+            let tailPtr := add(add(ptr, 0x80), argsLength)
             mstore(tailPtr, nonce)
             mstore(add(tailPtr, 0x20), and(version, 0xffffffffffffffff))
             mstore(add(tailPtr, 0x40), deadline)
-            h := keccak256(ptr, add(argsLength, 0xc0))
+            h := keccak256(ptr, add(argsLength, 0xe0))
             // keccak256("\x19\x01" ‖ domain separator ‖ struct hash) in the same memory, as {_hashTypedDataV4}
             // computes it: the signed path takes this digest once per transaction.
             mstore(ptr, 0x1901)
@@ -110,7 +116,7 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
     /// @dev Checks the packed `signatures` over `digest` against class `cls` (a memory address in the content) and
     /// returns the bitmask of the class's signers who signed and how many they are. Entries must be in strictly
     /// ascending signer order.
-    function _signedBy(bytes32 digest, uint256 cls, bytes calldata signatures)
+    function _signedBy(bytes32 digest, ClassPtr cls, bytes calldata signatures)
         internal
         view
         returns (uint16 bits, uint256 count)
@@ -141,7 +147,7 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
     /// order ({WALK_NOT_NEXT}), or after matching a contract signer whose ERC-1271 check is due ({WALK_CONTRACT});
     /// returns the position there. In assembly with few values live: besides the precompile, this loop is most of
     /// what a signature costs.
-    function _walk(bytes32 digest, bytes calldata signatures, uint256 cls, uint256 walked)
+    function _walk(bytes32 digest, bytes calldata signatures, ClassPtr cls, uint256 walked)
         private
         view
         returns (uint256 reason, uint256, address signer)
@@ -190,7 +196,8 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
                     next := add(next, shr(240, calldataload(add(entry, 21))))
                     if or(iszero(signer), gt(next, length)) { break }
                 }
-                // The next class signer at or after position `j` must be `signer`.
+                // The next class signer at or after position `j` must be `signer` (signers are PolicyLayout's
+                // ADDRESS fields, 20 bytes each, from `list`).
                 let member := 0
                 for {} lt(j, count) { j := add(j, 1) } {
                     member := shr(96, mload(add(list, mul(j, 20))))
@@ -211,10 +218,10 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
         return (reason, walked, signer);
     }
 
-    /// @dev Where the entry at `at` ends (its declared end; the walk checked it is within `signatures`).
+    /// @dev Where the entry at `at` ends (its declared end). Only for entries the walk passed or stopped after: their
+    /// head (a contract entry's 23 bytes) is within `signatures`.
     function _entryEnd(bytes calldata signatures, uint256 at) private pure returns (uint256) {
         if (uint8(signatures[at]) != SIGNATURE_CONTRACT) return at + 65;
-        if (at + 23 > signatures.length) return at + 23;
         return at + 23 + uint16(bytes2(signatures[at + 21:at + 23]));
     }
 
@@ -225,7 +232,7 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
 
     /// @dev Entry `i`'s `signer` is not the next class signer in order: it is a class signer out of order or
     /// repeated, an outsider, or (for ECDSA) the address a signature of other data recovers to.
-    function _rejectSigner(uint256 cls, uint256 i, address signer, bool isContract) private pure {
+    function _rejectSigner(ClassPtr cls, uint256 i, address signer, bool isContract) private pure {
         (bool member,) = _signerIndex(cls, signer);
         if (member) revert PolicyAccountUnsortedSigners(i, signer);
         if (isContract) revert PolicyAccountSignerNotInClass(i, signer);
@@ -233,7 +240,7 @@ abstract contract SignatureApprovals is IPolicyAccount, EIP712 {
     }
 
     /// @dev Position of `account` among class `cls`'s signers, or `found = false`.
-    function _signerIndex(uint256 cls, address account) internal pure returns (bool found, uint256 index) {
+    function _signerIndex(ClassPtr cls, address account) internal pure returns (bool found, uint256 index) {
         (, uint256 n,,) = PolicyContent.params(cls);
         for (uint256 i; i < n; ++i) {
             if (PolicyContent.signerAt(cls, i) == account) return (true, i);

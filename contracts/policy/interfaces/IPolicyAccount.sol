@@ -98,6 +98,10 @@ interface IPolicyAccount {
 
     // ------------------------------------------------------------------ errors
 
+    /// @notice Only the initializer the account was deployed with may call {initialize}; `caller` did.
+    error PolicyAccountNotInitializer(address caller);
+    /// @notice The data contract holding content `contentId` (`size` bytes) could not be deployed (out of gas).
+    error PolicyAccountStoreFailed(uint32 contentId, uint256 size);
     /// @notice Only the account itself (through an executed operation) may call this; `caller` did.
     error PolicyAccountOnlySelf(address caller);
     /// @notice A policy or a call is over a bound: `count` of `what` where at most `max` are allowed.
@@ -206,8 +210,8 @@ interface IPolicyAccount {
     /// allowance, charged only when every call succeeds. Emits {AgentExecuted}.
     function agentExecute(Call[] calldata calls) external payable;
 
-    /// @notice Anyone: drops terminal operations from the pending list.
-    function prune() external;
+    /// @notice Anyone: drops expired and stale operations from `proposer`'s pending list.
+    function prunePending(address proposer) external;
 
     // ------------------------------------------------------------------ self-calls (through an operation)
 
@@ -242,8 +246,9 @@ interface IPolicyAccount {
     /// @notice Everything stored about operation `opId`.
     function getOperation(uint256 opId) external view returns (OperationView memory);
 
-    /// @notice Ids of operations on the pending list (at most MAX_PENDING; may include terminal ones until pruned).
-    function pendingOperations() external view returns (uint256[] memory);
+    /// @notice Ids of the operations `proposer` proposed that are pending (each proposer has its own list of at most
+    /// MAX_PENDING; expired and stale ones stay listed until pruned).
+    function pendingOperations(address proposer) external view returns (uint256[] memory);
 
     /// @notice Whether nonce `nonce` was used.
     function nonceUsed(uint256 nonce) external view returns (bool);

@@ -2,39 +2,22 @@
 pragma solidity 0.8.30;
 
 import {CalldataConditions} from "./CalldataConditions.sol";
+import {PolicyLayout as L, ClassPtr, ConditionPtr, ContentPtr, RulePtr} from "./PolicyLayout.sol";
+import {RECOVERY} from "../PolicyTypes.sol";
 
 /// @title PolicyContent
-/// @notice One immutable policy content, as the code of a data contract written once by {PolicyWriter-store}, and
-/// the matcher that finds the class of a call in it. Versions point at content, so restoring an earlier version
-/// reuses it. Reading a whole content costs one EXTCODECOPY (2,600 gas cold) where storage would cost a cold
-/// SLOAD per slot; every reader below works on the copy in memory.
-/// @dev Layout (after the code's leading STOP byte; integers big-endian; offsets are from the start of the content):
-///   header   contentId (4) | policyHash (32) | classCount (1) | ruleCount (1) | memberCount (1) | maxDelay (4) |
-///            membersOffset (2)
-///   classes  (classCount + 1) class offsets (2 each); the last one is the recovery class
-///   index    ruleCount entries of target (20) | selector (4) | classIndex (1) | ruleIndex (1) | ruleOffset (2) for
-///            the rules of every class but recovery; a rule for this account has target address(0)
-///   class    threshold (1) | signerCount (1) | guardianCount (1) | ruleCount (1) | delay (4) | expiryWindow (4) |
-///            dominates (2) | name (32) | signers (20 each, ascending) | guardians (20 each, ascending) |
-///            rule offsets (2 each)
-///   rule     spendArg (1) | actionWords (1) | conditionCount (1) | actionTypeHash (32) | target (20) |
-///            selector (4) | conditions
-///   condition  see {CalldataConditions}
-///   members  memberCount addresses (20 each)
+/// @notice One immutable policy content, as the code of a data contract written once by {PolicyWriter-store} in
+/// the layout {PolicyLayout} names, and the matcher that finds the class of a call in it. Versions point at
+/// content, so restoring an earlier version reuses it. Reading a whole content costs one EXTCODECOPY (2,600 gas
+/// cold) where storage would cost a cold SLOAD per slot; every reader below works on the copy in memory.
 library PolicyContent {
-    /// @notice Index of the recovery class in class lookups.
-    uint8 internal constant RECOVERY = type(uint8).max;
-
-    uint256 internal constant HEADER = 45;
-    uint256 internal constant INDEX_ENTRY = 28;
-    uint256 internal constant CLASS_HEADER = 46;
-    uint256 internal constant RULE_HEADER = 59;
-
     // ------------------------------------------------------------------ loading
 
     /// @notice Copies content `code` (`size` bytes after its STOP byte) to memory and returns where it starts.
     /// `code` must be a content written by {PolicyWriter-store}: the readers trust its layout.
-    function load(address code, uint256 size) internal view returns (uint256 content) {
+    function load(address code, uint256 size) internal view returns (ContentPtr content) {
+        // EXTCODECOPY has no Solidity form but `code.code`, which copies the whole code with its STOP byte and
+        // a length word: this copies exactly the content to the free memory pointer.
         assembly ("memory-safe") {
             content := mload(0x40)
             extcodecopy(code, content, 1, size)
@@ -45,174 +28,130 @@ library PolicyContent {
 
     // ------------------------------------------------------------------ header
 
-    function contentId(uint256 content) internal pure returns (uint32 v) {
-        assembly ("memory-safe") {
-            v := shr(224, mload(content))
-        }
+    function contentId(ContentPtr content) internal pure returns (uint32) {
+        return uint32(L.get(ContentPtr.unwrap(content), L.CONTENT_ID));
     }
 
-    function policyHash(uint256 content) internal pure returns (bytes32 v) {
-        assembly ("memory-safe") {
-            v := mload(add(content, 4))
-        }
+    function policyHash(ContentPtr content) internal pure returns (bytes32) {
+        return bytes32(L.get(ContentPtr.unwrap(content), L.POLICY_HASH));
     }
 
-    function classCount(uint256 content) internal pure returns (uint256 v) {
-        assembly ("memory-safe") {
-            v := byte(0, mload(add(content, 36)))
-        }
+    function classCount(ContentPtr content) internal pure returns (uint256) {
+        return L.get(ContentPtr.unwrap(content), L.CLASS_COUNT);
     }
 
     /// @notice Longest delay of the classes (not recovery): how long a change away from this content can matter.
-    function maxDelay(uint256 content) internal pure returns (uint32 v) {
-        assembly ("memory-safe") {
-            v := shr(224, mload(add(content, 39)))
-        }
+    function maxDelay(ContentPtr content) internal pure returns (uint32) {
+        return uint32(L.get(ContentPtr.unwrap(content), L.MAX_DELAY));
     }
 
-    function members(uint256 content) internal pure returns (address[] memory list) {
-        uint256 count;
-        uint256 at;
-        assembly ("memory-safe") {
-            count := byte(0, mload(add(content, 38)))
-            at := add(content, shr(240, mload(add(content, 43))))
-        }
-        list = new address[](count);
-        for (uint256 i; i < count; ++i) {
-            list[i] = _addressAt(at + 20 * i);
+    function members(ContentPtr content) internal pure returns (address[] memory list) {
+        uint256 start = ContentPtr.unwrap(content);
+        uint256 at = start + L.get(start, L.MEMBERS_AT);
+        list = new address[](L.get(start, L.MEMBER_COUNT));
+        for (uint256 i; i < list.length; ++i) {
+            list[i] = address(uint160(L.get(at + L.ADDRESS_SIZE * i, L.ADDRESS)));
         }
     }
 
     /// @notice Where class `classIndex` ({RECOVERY} for the recovery class) starts in memory.
-    function classAt(uint256 content, uint256 classIndex) internal pure returns (uint256 cls) {
+    function classAt(ContentPtr content, uint256 classIndex) internal pure returns (ClassPtr) {
         if (classIndex == RECOVERY) classIndex = classCount(content);
-        assembly ("memory-safe") {
-            cls := add(content, shr(240, mload(add(add(content, HEADER), shl(1, classIndex)))))
-        }
+        uint256 start = ContentPtr.unwrap(content);
+        return ClassPtr.wrap(start + L.get(start + L.HEADER_SIZE + L.OFFSET_SIZE * classIndex, L.TABLE_ENTRY));
     }
 
     // ------------------------------------------------------------------ a class
 
-    /// @notice threshold, signerCount, delay and expiryWindow of class `cls`, read with one word.
-    function params(uint256 cls)
+    /// @notice threshold, signerCount, delay and expiryWindow of class `cls`.
+    function params(ClassPtr cls)
         internal
         pure
         returns (uint8 threshold, uint256 signerCount, uint32 delay, uint32 expiryWindow)
     {
-        assembly ("memory-safe") {
-            let w := mload(cls)
-            threshold := byte(0, w)
-            signerCount := byte(1, w)
-            delay := and(shr(192, w), 0xffffffff)
-            expiryWindow := and(shr(160, w), 0xffffffff)
-        }
+        uint256 at = ClassPtr.unwrap(cls);
+        return (
+            uint8(L.get(at, L.THRESHOLD)),
+            L.get(at, L.SIGNER_COUNT),
+            uint32(L.get(at, L.DELAY)),
+            uint32(L.get(at, L.EXPIRY_WINDOW))
+        );
     }
 
-    /// @notice The threshold of class `cls` alone (what {params} reads first): the signed path needs only it here.
-    function thresholdOf(uint256 cls) internal pure returns (uint8 v) {
-        assembly ("memory-safe") {
-            v := byte(0, mload(cls))
-        }
+    function thresholdOf(ClassPtr cls) internal pure returns (uint8) {
+        return uint8(L.get(ClassPtr.unwrap(cls), L.THRESHOLD));
     }
 
-    /// @notice The delay of class `cls` alone (as {params} reads it).
-    function delayOf(uint256 cls) internal pure returns (uint32 v) {
-        assembly ("memory-safe") {
-            v := shr(224, mload(add(cls, 4)))
-        }
+    function delayOf(ClassPtr cls) internal pure returns (uint32) {
+        return uint32(L.get(ClassPtr.unwrap(cls), L.DELAY));
     }
 
     /// @notice guardianCount, ruleCount and dominates (the classes this one is at least as strict as).
-    function shape(uint256 cls) internal pure returns (uint256 guardianCount, uint8 ruleCount, uint16 dominates) {
-        assembly ("memory-safe") {
-            let w := mload(cls)
-            guardianCount := byte(2, w)
-            ruleCount := byte(3, w)
-            dominates := and(shr(144, w), 0xffff)
-        }
+    function shape(ClassPtr cls) internal pure returns (uint256 guardianCount, uint8 ruleCount, uint16 dominates) {
+        uint256 at = ClassPtr.unwrap(cls);
+        return (L.get(at, L.GUARDIAN_COUNT), uint8(L.get(at, L.CLASS_RULE_COUNT)), uint16(L.get(at, L.DOMINATES)));
     }
 
-    function name(uint256 cls) internal pure returns (bytes32 v) {
-        assembly ("memory-safe") {
-            v := mload(add(cls, 14))
-        }
+    function name(ClassPtr cls) internal pure returns (bytes32) {
+        return bytes32(L.get(ClassPtr.unwrap(cls), L.NAME));
     }
 
-    /// @notice Where the class's ascending signers (20 bytes each) start in memory, and how many there are.
-    function signerList(uint256 cls) internal pure returns (uint256 list, uint256 count) {
-        assembly ("memory-safe") {
-            list := add(cls, CLASS_HEADER)
-            count := byte(1, mload(cls))
-        }
+    /// @notice Where the class's ascending signers (ADDRESS_SIZE bytes each) start in memory, and how many there are.
+    function signerList(ClassPtr cls) internal pure returns (uint256 list, uint256 count) {
+        uint256 at = ClassPtr.unwrap(cls);
+        return (at + L.CLASS_HEADER_SIZE, L.get(at, L.SIGNER_COUNT));
     }
 
-    function signerAt(uint256 cls, uint256 i) internal pure returns (address v) {
-        assembly ("memory-safe") {
-            v := shr(96, mload(add(add(cls, CLASS_HEADER), mul(i, 20))))
-        }
+    function signerAt(ClassPtr cls, uint256 i) internal pure returns (address) {
+        return address(uint160(L.get(ClassPtr.unwrap(cls) + L.CLASS_HEADER_SIZE + L.ADDRESS_SIZE * i, L.ADDRESS)));
     }
 
-    function guardianAt(uint256 cls, uint256 i) internal pure returns (address v) {
-        assembly ("memory-safe") {
-            v := shr(96, mload(add(add(cls, CLASS_HEADER), mul(add(byte(1, mload(cls)), i), 20))))
-        }
+    function guardianAt(ClassPtr cls, uint256 i) internal pure returns (address) {
+        (, uint256 signerCount) = signerList(cls);
+        return signerAt(cls, signerCount + i);
     }
 
     /// @notice Where rule `ruleIndex` of class `cls` starts in memory.
-    function ruleAt(uint256 content, uint256 cls, uint256 ruleIndex) internal pure returns (uint256 rule) {
-        assembly ("memory-safe") {
-            let w := mload(cls)
-            let at := add(add(cls, CLASS_HEADER), add(mul(add(byte(1, w), byte(2, w)), 20), shl(1, ruleIndex)))
-            rule := add(content, shr(240, mload(at)))
-        }
+    function ruleAt(ContentPtr content, ClassPtr cls, uint256 ruleIndex) internal pure returns (RulePtr) {
+        uint256 at = ClassPtr.unwrap(cls);
+        uint256 addresses = L.get(at, L.SIGNER_COUNT) + L.get(at, L.GUARDIAN_COUNT);
+        uint256 offsets = at + L.CLASS_HEADER_SIZE + L.ADDRESS_SIZE * addresses;
+        return RulePtr.wrap(ContentPtr.unwrap(content) + L.get(offsets + L.OFFSET_SIZE * ruleIndex, L.RULE_AT));
     }
 
     // ------------------------------------------------------------------ a rule
 
     /// @notice spendArg (1-based argument word an agent is charged with; 0 = none), actionWords and actionTypeHash.
-    function action(uint256 rule) internal pure returns (uint256 spendArg, uint256 actionWords, bytes32 actionTypeHash) {
-        assembly ("memory-safe") {
-            let w := mload(rule)
-            spendArg := byte(0, w)
-            actionWords := byte(1, w)
-            actionTypeHash := mload(add(rule, 3))
-        }
+    function action(RulePtr rule) internal pure returns (uint256 spendArg, uint256 actionWords, bytes32 actionTypeHash) {
+        uint256 at = RulePtr.unwrap(rule);
+        return (L.get(at, L.SPEND_ARG), L.get(at, L.ACTION_WORDS), bytes32(L.get(at, L.ACTION_TYPE_HASH)));
+    }
+
+    function conditionCount(RulePtr rule) internal pure returns (uint256) {
+        return L.get(RulePtr.unwrap(rule), L.CONDITION_COUNT);
     }
 
     // ------------------------------------------------------------------ matching
 
-    /// @notice The classes whose rules match a call to `target` with `data` (a bitmask) and, per class, the first
-    /// matching rule (8 bits per class index in `rules`). `self` is this account.
-    function candidates(uint256 content, address target, bytes calldata data, address self)
+    /// @notice The classes whose rules match a call to `target` with `data` and ETH `callValue` (a bitmask) and, per
+    /// class, the first matching rule (8 bits per class index in `rules`). `self` is this account. A call with value
+    /// matches only rules with a condition on it.
+    function candidates(ContentPtr content, address target, uint256 callValue, bytes calldata data, address self)
         internal
         view
         returns (uint16 mask, uint256 rules)
     {
-        uint256 key;
-        uint256 entry;
-        uint256 end;
-        {
-            uint256 length = data.length;
-            // Calldata of 1 to 3 bytes is no function call at all: nothing matches it.
-            if (length != 0 && length < 4) return (0, 0);
-            assembly ("memory-safe") {
-                // An entry's first 24 bytes: target (calls to this account as address(0)) | selector.
-                let keyTarget := mul(iszero(eq(target, self)), target)
-                key := or(shl(32, keyTarget), mul(iszero(iszero(length)), shr(224, calldataload(data.offset))))
-                entry := add(add(content, HEADER), shl(1, add(byte(0, mload(add(content, 36))), 1)))
-                end := add(entry, mul(byte(0, mload(add(content, 37))), INDEX_ENTRY))
-            }
-        }
-        while (true) {
-            uint256 word;
-            (entry, word, mask, rules) = _scan(content, entry, end, key, mask, rules);
-            if (entry == end) return (mask, rules);
-            // A rule with conditions, the first candidate of its class: its conditions decide.
-            if (_ruleHolds(content + ((word >> 32) & 0xffff), data, target, self)) {
-                (mask, rules) = _matched(word, mask, rules);
-            }
-            unchecked {
-                entry += INDEX_ENTRY;
+        (bool callable, uint256 key, uint256 entry, uint256 end) = _indexFor(content, target, data, self);
+        if (!callable) return (0, 0);
+        for (; entry < end; entry += L.ENTRY_SIZE) {
+            if (L.get(entry, L.ENTRY_KEY) != key) continue;
+            uint256 classIndex = L.get(entry, L.ENTRY_CLASS);
+            // The first matching rule of a class decides for it.
+            if (mask & (1 << classIndex) != 0) continue;
+            RulePtr rule = RulePtr.wrap(ContentPtr.unwrap(content) + L.get(entry, L.ENTRY_RULE_AT));
+            if (_ruleHolds(rule, data, callValue, target, self)) {
+                mask |= uint16(1 << classIndex);
+                rules |= L.get(entry, L.ENTRY_RULE) << (8 * classIndex);
             }
         }
     }
@@ -221,141 +160,90 @@ library PolicyContent {
     /// {candidates} would take for a call to `target` with `data` (the first matching one of each class) has a
     /// rule without conditions, and they all belong to one class; then `classIndex` is that class and `ruleIndex`
     /// its first matching rule, which is what {candidates} and {strictest} give. Anything else (no match, a
-    /// condition to evaluate, several classes) is not `sole`: the caller asks {candidates}.
-    /// @dev One assembly loop: the signed path classifies one call per transaction, and most rules have no conditions.
-    function soleCandidate(uint256 content, address target, bytes calldata data, address self)
+    /// condition to evaluate, several classes, a call with ETH value) is not `sole`: the caller asks {candidates}.
+    function soleCandidate(ContentPtr content, address target, uint256 callValue, bytes calldata data, address self)
         internal
         pure
         returns (bool sole, uint8 classIndex, uint8 ruleIndex)
     {
-        assembly ("memory-safe") {
-            let length := data.length
-            // Calldata of 1 to 3 bytes matches nothing: not `sole`.
-            if or(iszero(length), gt(length, 3)) {
-                let key := or(shl(32, mul(iszero(eq(target, self)), target)), mul(iszero(iszero(length)), shr(224, calldataload(data.offset))))
-                let entry := add(add(content, HEADER), shl(1, add(byte(0, mload(add(content, 36))), 1)))
-                let end := add(entry, mul(byte(0, mload(add(content, 37))), INDEX_ENTRY))
-                // 0: nothing matched yet; 1: entries of class `classIndex` only; 2: give up.
-                let matched := 0
-                for {} lt(entry, end) { entry := add(entry, INDEX_ENTRY) } {
-                    let word := mload(entry)
-                    if eq(shr(64, word), key) {
-                        let c := and(shr(56, word), 0xff)
-                        // A later entry of the matched class is skipped, as {candidates} skips it.
-                        if iszero(and(matched, eq(c, classIndex))) {
-                            // Another class, or a rule with conditions: {candidates} decides.
-                            if or(matched, byte(2, mload(add(content, and(shr(32, word), 0xffff))))) {
-                                matched := 2
-                                break
-                            }
-                            matched := 1
-                            classIndex := c
-                            ruleIndex := and(shr(48, word), 0xff)
-                        }
-                    }
-                }
-                sole := eq(matched, 1)
-            }
+        (bool callable, uint256 key, uint256 entry, uint256 end) = _indexFor(content, target, data, self);
+        // A call with value matches only a rule with conditions: not `sole`.
+        if (!callable || callValue != 0) return (false, 0, 0);
+        for (; entry < end; entry += L.ENTRY_SIZE) {
+            if (L.get(entry, L.ENTRY_KEY) != key) continue;
+            uint256 c = L.get(entry, L.ENTRY_CLASS);
+            // A later entry of the matched class is skipped, as {candidates} skips it.
+            if (sole && c == classIndex) continue;
+            // Another class, or a rule with conditions: {candidates} decides.
+            if (sole) return (false, 0, 0);
+            RulePtr rule = RulePtr.wrap(ContentPtr.unwrap(content) + L.get(entry, L.ENTRY_RULE_AT));
+            if (conditionCount(rule) != 0) return (false, 0, 0);
+            (sole, classIndex, ruleIndex) = (true, uint8(c), uint8(L.get(entry, L.ENTRY_RULE)));
         }
     }
 
-    /// @dev Walks index entries from `entry` to `end`: entries for `key` of a class that has no match yet are
-    /// matched at once when their rule has no conditions; stops at the first one whose rule has conditions
-    /// (returning it and its `word`), else returns `end`. In assembly because it runs for every call of every
-    /// operation, and most rules (a target and a function) have no conditions.
-    function _scan(uint256 content, uint256 entry, uint256 end, uint256 key, uint16 mask, uint256 rules)
+    /// @dev The index key of a call to `target` with `data` (target | selector; calls to this account as target 0)
+    /// and the index entries to search. Calldata of 1 to 3 bytes is no function call at all: not `callable`.
+    function _indexFor(ContentPtr content, address target, bytes calldata data, address self)
         private
         pure
-        returns (uint256, uint256 word, uint16, uint256)
+        returns (bool callable, uint256 key, uint256 entry, uint256 end)
     {
-        assembly ("memory-safe") {
-            for {} lt(entry, end) { entry := add(entry, INDEX_ENTRY) } {
-                word := mload(entry)
-                let classIndex := and(shr(56, word), 0xff)
-                // Its (target, selector), and no earlier rule of its class matched already.
-                if and(eq(shr(64, word), key), iszero(and(shr(classIndex, mask), 1))) {
-                    if byte(2, mload(add(content, and(shr(32, word), 0xffff)))) { break }
-                    mask := or(mask, shl(classIndex, 1))
-                    rules := or(rules, shl(shl(3, classIndex), and(shr(48, word), 0xff)))
-                }
-            }
-        }
-        return (entry, word, mask, rules);
-    }
-
-    /// @dev `mask` and `rules` with the class and rule of index entry `word` added.
-    function _matched(uint256 word, uint16 mask, uint256 rules) private pure returns (uint16, uint256) {
-        uint256 classIndex = (word >> 56) & 0xff;
-        return (mask | uint16(1 << classIndex), rules | (((word >> 48) & 0xff) << (8 * classIndex)));
+        if (data.length != 0 && data.length < 4) return (false, 0, 0, 0);
+        uint256 keyTarget = target == self ? 0 : uint160(target);
+        key = keyTarget << 32 | (data.length == 0 ? 0 : uint32(bytes4(data[:4])));
+        uint256 start = ContentPtr.unwrap(content);
+        entry = start + L.HEADER_SIZE + L.OFFSET_SIZE * (classCount(content) + 1);
+        end = entry + L.ENTRY_SIZE * L.get(start, L.RULE_COUNT);
+        callable = true;
     }
 
     /// @notice The strictest class in `mask`: one that dominates every other; `found` is false when none does.
-    function strictest(uint256 content, uint16 mask) internal pure returns (bool found, uint8 classIndex) {
-        if (mask == 0) return (false, 0);
-        // One candidate: no lookup needed.
-        if (mask & (mask - 1) == 0) {
-            assembly ("memory-safe") {
-                for {} iszero(and(shr(classIndex, mask), 1)) {} { classIndex := add(classIndex, 1) }
-            }
-            return (true, classIndex);
-        }
+    function strictest(ContentPtr content, uint16 mask) internal pure returns (bool found, uint8 classIndex) {
         for (uint256 i; mask >> i != 0; ++i) {
             if (mask & (1 << i) == 0) continue;
+            // One candidate: no lookup needed.
+            if (mask & (mask - 1) == 0) return (true, uint8(i));
             (,, uint16 dominates) = shape(classAt(content, i));
             if (dominates & mask == mask) return (true, uint8(i));
         }
         return (false, 0);
     }
 
-    /// @notice The index of the first rule of the recovery class that matches a call to `target` with `data`.
-    function recoveryRule(uint256 content, address target, bytes calldata data, address self)
+    /// @notice The index of the first rule of the recovery class that matches a call to `target` with `data` and ETH
+    /// `callValue`.
+    function recoveryRule(ContentPtr content, address target, uint256 callValue, bytes calldata data, address self)
         internal
         view
         returns (bool found, uint8 ruleIndex)
     {
         if (target != self || data.length < 4) return (false, 0);
-        uint256 cls = classAt(content, RECOVERY);
+        ClassPtr cls = classAt(content, RECOVERY);
         (, uint256 ruleCount,) = shape(cls);
         for (uint256 r; r < ruleCount; ++r) {
-            uint256 rule = _recoveryCandidate(content, cls, r, data);
+            RulePtr rule = ruleAt(content, cls, r);
+            if (bytes4(uint32(L.get(RulePtr.unwrap(rule), L.RULE_SELECTOR))) != bytes4(data[:4])) continue;
             // The recovery class calls only this account: the call's target is `self`.
-            if (rule != 0 && _ruleHolds(rule, data, self, self)) return (true, uint8(r));
+            if (_ruleHolds(rule, data, callValue, self, self)) return (true, uint8(r));
         }
         return (false, 0);
     }
 
-    /// @dev Rule `r` of recovery class `cls`, or zero when its selector is not `data`'s.
-    function _recoveryCandidate(uint256 content, uint256 cls, uint256 r, bytes calldata data)
+    /// @dev Whether every condition of `rule` holds for the call, and, when the call sends ETH, one of them is on its
+    /// value: a rule that says nothing about value lets no ETH leave.
+    function _ruleHolds(RulePtr rule, bytes calldata data, uint256 callValue, address target, address self)
         private
-        pure
-        returns (uint256 rule)
+        view
+        returns (bool)
     {
-        uint256 at = ruleAt(content, cls, r);
-        assembly ("memory-safe") {
-            if eq(shr(224, mload(add(at, 55))), shr(224, calldataload(data.offset))) { rule := at }
-        }
-    }
-
-    /// @dev Whether every condition of `rule` holds for the call.
-    function _ruleHolds(uint256 rule, bytes calldata data, address target, address self) private view returns (bool) {
-        uint256 conditions = _byteAt(rule + 2);
-        uint256 condition = rule + RULE_HEADER;
-        for (uint256 k; k < conditions; ++k) {
-            if (!CalldataConditions.holds(condition, data, target, self)) return false;
+        uint256 count = conditionCount(rule);
+        ConditionPtr condition = ConditionPtr.wrap(RulePtr.unwrap(rule) + L.RULE_HEADER_SIZE);
+        bool valueChecked;
+        for (uint256 k; k < count; ++k) {
+            if (!CalldataConditions.holds(condition, data, callValue, target, self)) return false;
+            if (CalldataConditions.readsValue(condition)) valueChecked = true;
             condition = CalldataConditions.next(condition);
         }
-        return true;
-    }
-
-    function _byteAt(uint256 at) private pure returns (uint256 v) {
-        assembly ("memory-safe") {
-            v := byte(0, mload(at))
-        }
-    }
-
-    function _addressAt(uint256 at) private pure returns (address v) {
-        assembly ("memory-safe") {
-            v := shr(96, mload(at))
-        }
+        return callValue == 0 || valueChecked;
     }
 }

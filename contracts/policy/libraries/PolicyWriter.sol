@@ -2,12 +2,13 @@
 pragma solidity 0.8.30;
 
 import {IPolicyAccount} from "../interfaces/IPolicyAccount.sol";
-import {CalldataConditions} from "./CalldataConditions.sol";
 import {PolicyContent} from "./PolicyContent.sol";
+import {PolicyLayout as L, ClassPtr, ContentPtr} from "./PolicyLayout.sol";
 import {
     ClassSpec,
     ConditionOp,
     ConditionSpec,
+    ConditionSubject,
     Limit,
     PolicySpec,
     RecoveryProblem,
@@ -15,6 +16,7 @@ import {
     MAX_CLASSES,
     MAX_CONDITIONS,
     MAX_DELAY,
+    MAX_EXPIRY_WINDOW,
     MAX_GUARDIANS,
     MAX_MEMBERS,
     MAX_POLICY_BYTES,
@@ -22,6 +24,7 @@ import {
     MAX_RULES_PER_SELECTOR,
     MAX_SET,
     MAX_SIGNERS,
+    RECOVERY,
     RECOVERY_MIN_DELAY
 } from "../PolicyTypes.sol";
 
@@ -30,9 +33,12 @@ import {
 /// {PolicyContent} reads. An external (linked) library: policy changes are rare, and keeping this code out of
 /// PolicyAccount keeps the account small. Called by delegatecall, so the account deploys the data contract.
 library PolicyWriter {
-    uint8 private constant RECOVERY = type(uint8).max;
-    /// @dev Init code before the data: PUSH4 size, DUP1, PUSH1 14, PUSH1 0, CODECOPY, PUSH1 0, RETURN.
-    uint256 private constant INIT_CODE = 14;
+    /// @dev Init code before the data contract's code: PUSH4 codeSize, DUP1, PUSH1 14 (where the code starts),
+    /// PUSH1 0, CODECOPY, PUSH1 0, RETURN. A field of the init code (offset 0, 14 bytes), written like the content's.
+    uint256 private constant INIT_CODE = 0 << 8 | 14;
+    uint256 private constant INIT_CODE_SIZE = 14;
+    uint256 private constant INIT_CODE_OPS = 0x80600e6000396000f3; // DUP1 PUSH1 14 PUSH1 0 CODECOPY PUSH1 0 RETURN
+    uint256 private constant PUSH4 = 0x63;
 
     /// @notice Validates `spec`, deploys it as content `contentId` and returns the data contract, the content's
     /// size and its hash. Emits {IPolicyAccount-PolicyStored}. `recoverySelectors` are the only functions of this
@@ -43,26 +49,28 @@ library PolicyWriter {
     {
         policyHash = keccak256(abi.encode(spec));
         (uint256 ruleCount, uint32 maxDelay, address[] memory memberList) = _checkPolicy(spec, recoverySelectors);
-        size = PolicyContent.HEADER + 2 * (spec.classes.length + 1) + PolicyContent.INDEX_ENTRY * ruleCount
-            + 20 * memberList.length;
+        size = L.HEADER_SIZE + L.OFFSET_SIZE * (spec.classes.length + 1) + L.ENTRY_SIZE * ruleCount
+            + L.ADDRESS_SIZE * memberList.length;
         for (uint256 i; i <= spec.classes.length; ++i) {
             size += _sizeOf(i < spec.classes.length ? spec.classes[i] : spec.recovery);
         }
         if (size > MAX_POLICY_BYTES) revert IPolicyAccount.PolicyAccountTooMany(Limit.PolicyBytes, size, MAX_POLICY_BYTES);
-        // 32 bytes of slack: {_put} reads and writes whole words.
-        bytes memory init = new bytes(INIT_CODE + 1 + size + 32);
-        uint256 content;
-        assembly ("memory-safe") {
-            content := add(init, add(32, add(INIT_CODE, 1)))
-        }
-        _put(content, contentId, 4);
-        _put(content + 4, uint256(policyHash), 32);
-        _put(content + 36, spec.classes.length, 1);
-        _put(content + 37, ruleCount, 1);
-        _put(content + 38, memberList.length, 1);
-        _put(content + 39, maxDelay, 4);
+        // The init code, the STOP byte (zero, as `new bytes` leaves it), the content and 32 bytes of slack:
+        // {PolicyLayout-set} reads and writes whole words.
+        bytes memory init = new bytes(INIT_CODE_SIZE + 1 + size + 32);
+        uint256 start = L.pointer(init);
+        ContentPtr content = ContentPtr.wrap(start + INIT_CODE_SIZE + 1);
+        uint256 header = ContentPtr.unwrap(content);
+        L.set(header, L.CONTENT_ID, contentId);
+        L.set(header, L.POLICY_HASH, uint256(policyHash));
+        L.set(header, L.CLASS_COUNT, spec.classes.length);
+        L.set(header, L.RULE_COUNT, ruleCount);
+        L.set(header, L.MEMBER_COUNT, memberList.length);
+        L.set(header, L.MAX_DELAY, maxDelay);
         _writeBody(content, spec, ruleCount, memberList);
-        code = _deploy(init, size);
+        L.set(start, INIT_CODE, PUSH4 << 104 | (size + 1) << 72 | INIT_CODE_OPS);
+        code = _deploy(init, INIT_CODE_SIZE + 1 + size);
+        if (code == address(0)) revert IPolicyAccount.PolicyAccountStoreFailed(contentId, size);
         emit IPolicyAccount.PolicyStored(contentId, policyHash, spec);
     }
 
@@ -100,6 +108,9 @@ library PolicyWriter {
         if (rules > MAX_RULES) revert IPolicyAccount.PolicyAccountTooMany(Limit.Rules, rules, MAX_RULES);
         if (cs.expiryWindow == 0) revert IPolicyAccount.PolicyAccountZeroExpiryWindow(classIndex);
         if (cs.delay > MAX_DELAY) revert IPolicyAccount.PolicyAccountTooMany(Limit.Delay, cs.delay, MAX_DELAY);
+        if (cs.expiryWindow > MAX_EXPIRY_WINDOW) {
+            revert IPolicyAccount.PolicyAccountTooMany(Limit.ExpiryWindow, cs.expiryWindow, MAX_EXPIRY_WINDOW);
+        }
         _requireSortedUnique(cs.signers, classIndex);
         _requireSortedUnique(cs.guardians, classIndex);
         for (uint256 r; r < rules; ++r) {
@@ -126,13 +137,23 @@ library PolicyWriter {
             ConditionSpec calldata cs = rs.conditions[k];
             uint256 setLength = cs.set.length;
             if (setLength > MAX_SET) revert IPolicyAccount.PolicyAccountTooMany(Limit.SetValues, setLength, MAX_SET);
-            bool needsSet = cs.op == ConditionOp.InSet || cs.op == ConditionOp.NotInSet || cs.op == ConditionOp.AllInSet;
-            if (
-                (needsSet && setLength == 0) || (cs.op == ConditionOp.AllInSet && !cs.deref)
-                    || (cs.op == ConditionOp.OwnedBy && setLength > 1) || (!cs.deref && cs.field != 0)
-                    || (!needsSet && cs.op != ConditionOp.OwnedBy && setLength != 0)
-            ) revert IPolicyAccount.PolicyAccountInvalidCondition(classIndex, ruleIndex, k);
+            if (!_validCondition(cs)) revert IPolicyAccount.PolicyAccountInvalidCondition(classIndex, ruleIndex, k);
         }
+    }
+
+    /// @dev Whether condition `cs` can be evaluated as written: a set where the op reads one (OwnedBy: at most the view
+    /// selector), `field` only for ArgField, AllInSet only on a whole array argument (ArgField, field 0), and
+    /// the call's value (CallValue, no arg or field) only compared, never as an array or a VM id.
+    function _validCondition(ConditionSpec calldata cs) private pure returns (bool) {
+        ConditionOp op = cs.op;
+        uint256 setLength = cs.set.length;
+        bool needsSet = op == ConditionOp.InSet || op == ConditionOp.NotInSet || op == ConditionOp.AllInSet;
+        if (needsSet ? setLength == 0 : (op == ConditionOp.OwnedBy ? setLength > 1 : setLength != 0)) return false;
+        if (cs.subject == ConditionSubject.CallValue) {
+            return cs.arg == 0 && cs.field == 0 && op != ConditionOp.AllInSet && op != ConditionOp.OwnedBy;
+        }
+        if (op == ConditionOp.AllInSet) return cs.subject == ConditionSubject.ArgField && cs.field == 0;
+        return cs.subject == ConditionSubject.ArgField || cs.field == 0;
     }
 
     function _checkRecovery(ClassSpec calldata rs, uint32 maxDelay, bytes4[4] memory allowed) private pure {
@@ -154,163 +175,175 @@ library PolicyWriter {
 
     /// @dev Every signer and guardian of the policy, once each, in order of first appearance.
     function _members(PolicySpec calldata spec) private pure returns (address[] memory list) {
-        list = new address[](MAX_MEMBERS);
+        address[] memory seen = new address[](MAX_MEMBERS);
         uint256 count;
         for (uint256 i; i <= spec.classes.length; ++i) {
             ClassSpec calldata cs = i < spec.classes.length ? spec.classes[i] : spec.recovery;
             for (uint256 k; k < cs.signers.length + cs.guardians.length; ++k) {
                 address a = k < cs.signers.length ? cs.signers[k] : cs.guardians[k - cs.signers.length];
-                bool known;
-                for (uint256 m; m < count; ++m) {
-                    if (list[m] == a) {
-                        known = true;
-                        break;
-                    }
-                }
-                if (known) continue;
+                if (_contains(seen, count, a)) continue;
                 if (count == MAX_MEMBERS) revert IPolicyAccount.PolicyAccountTooMany(Limit.Members, count + 1, MAX_MEMBERS);
-                list[count++] = a;
+                seen[count++] = a;
             }
         }
-        assembly ("memory-safe") {
-            mstore(list, count)
+        list = new address[](count);
+        for (uint256 m; m < count; ++m) {
+            list[m] = seen[m];
         }
+    }
+
+    /// @dev Whether `a` is among the first `count` entries of `list`.
+    function _contains(address[] memory list, uint256 count, address a) private pure returns (bool) {
+        for (uint256 m; m < count; ++m) {
+            if (list[m] == a) return true;
+        }
+        return false;
     }
 
     // ------------------------------------------------------------------ writing
 
     /// @dev The bytes a checked class takes: its record and its rules.
     function _sizeOf(ClassSpec calldata cs) private pure returns (uint256 size) {
-        size = PolicyContent.CLASS_HEADER + 20 * (cs.signers.length + cs.guardians.length) + 2 * cs.rules.length;
+        size = L.CLASS_HEADER_SIZE + L.ADDRESS_SIZE * (cs.signers.length + cs.guardians.length)
+            + L.OFFSET_SIZE * cs.rules.length;
         for (uint256 r; r < cs.rules.length; ++r) {
             RuleSpec calldata rs = cs.rules[r];
-            size += PolicyContent.RULE_HEADER;
+            size += L.RULE_HEADER_SIZE;
             for (uint256 k; k < rs.conditions.length; ++k) {
-                size += CalldataConditions.HEADER + 32 * rs.conditions[k].set.length;
+                size += L.CONDITION_HEADER_SIZE + L.SET_VALUE_SIZE * rs.conditions[k].set.length;
             }
         }
     }
 
     /// @dev Writes the class table, the classes with their rules and index entries, the members and each class's
     /// dominance mask after the header.
-    function _writeBody(uint256 content, PolicySpec calldata spec, uint256 ruleCount, address[] memory memberList)
+    function _writeBody(ContentPtr content, PolicySpec calldata spec, uint256 ruleCount, address[] memory memberList)
         private
         pure
     {
+        uint256 base = ContentPtr.unwrap(content);
         uint256 n = spec.classes.length;
-        uint256 entry = PolicyContent.HEADER + 2 * (n + 1);
-        uint256 at = entry + PolicyContent.INDEX_ENTRY * ruleCount;
+        uint256 entry = L.HEADER_SIZE + L.OFFSET_SIZE * (n + 1);
+        uint256 at = entry + L.ENTRY_SIZE * ruleCount;
         for (uint256 i; i <= n; ++i) {
-            _put(content + PolicyContent.HEADER + 2 * i, at, 2);
+            L.set(base + L.HEADER_SIZE + L.OFFSET_SIZE * i, L.TABLE_ENTRY, at);
             (at, entry) = _writeClass(content, at, entry, i < n ? spec.classes[i] : spec.recovery, i < n ? i : RECOVERY);
         }
-        _put(content + 43, at, 2);
+        L.set(base, L.MEMBERS_AT, at);
         for (uint256 i; i < memberList.length; ++i) {
-            _put(content + at + 20 * i, uint160(memberList[i]), 20);
+            L.set(base + at + L.ADDRESS_SIZE * i, L.ADDRESS, uint160(memberList[i]));
         }
         for (uint256 i; i < n; ++i) {
-            _put(PolicyContent.classAt(content, i) + 12, _dominated(content, i, n), 2);
+            L.set(ClassPtr.unwrap(PolicyContent.classAt(content, i)), L.DOMINATES, _dominated(content, i, n));
         }
     }
 
-    /// @dev Writes class `cs` at offset `at` and its rules after it, and index entries for its rules at `entry`
-    /// (none for the recovery class). Returns the offsets after what it wrote.
-    function _writeClass(uint256 content, uint256 at, uint256 entry, ClassSpec calldata cs, uint256 classIndex)
+    /// @dev Writes class `cs` at offset `at` and its rules after it, and index entries for its rules at offset
+    /// `entry` (none for the recovery class). Returns the offsets after what it wrote.
+    function _writeClass(ContentPtr content, uint256 at, uint256 entry, ClassSpec calldata cs, uint256 classIndex)
         private
         pure
         returns (uint256, uint256)
     {
-        uint256 offsets = _writeClassRecord(content + at, cs);
-        at = offsets + 2 * cs.rules.length - content;
+        uint256 base = ContentPtr.unwrap(content);
+        uint256 ruleOffsets = _writeClassRecord(base + at, cs);
+        at = ruleOffsets + L.OFFSET_SIZE * cs.rules.length - base;
         for (uint256 r; r < cs.rules.length; ++r) {
             RuleSpec calldata rs = cs.rules[r];
-            _put(offsets + 2 * r, at, 2);
+            L.set(ruleOffsets + L.OFFSET_SIZE * r, L.RULE_AT, at);
             if (classIndex != RECOVERY) {
-                _index(content, entry, rs, (classIndex << 24) | (r << 16) | at);
-                entry += PolicyContent.INDEX_ENTRY;
+                _index(content, entry, rs, classIndex, r, at);
+                entry += L.ENTRY_SIZE;
             }
-            at = _writeRule(content, at, rs);
+            at = _writeRule(base + at, rs) - base;
         }
         return (at, entry);
     }
 
     /// @dev Writes the record of class `cs` at memory address `cls` up to its rule offsets; returns where they go.
-    function _writeClassRecord(uint256 cls, ClassSpec calldata cs) private pure returns (uint256 offsets) {
-        uint256 signers = cs.signers.length;
-        uint256 guardians = cs.guardians.length;
-        _put(cls, cs.threshold, 1);
-        _put(cls + 1, signers, 1);
-        _put(cls + 2, guardians, 1);
-        _put(cls + 3, cs.rules.length, 1);
-        _put(cls + 4, cs.delay, 4);
-        _put(cls + 8, cs.expiryWindow, 4);
-        _put(cls + 14, uint256(cs.name), 32);
-        offsets = cls + PolicyContent.CLASS_HEADER;
-        for (uint256 i; i < signers; ++i) _put(offsets + 20 * i, uint160(cs.signers[i]), 20);
-        offsets += 20 * signers;
-        for (uint256 i; i < guardians; ++i) _put(offsets + 20 * i, uint160(cs.guardians[i]), 20);
-        offsets += 20 * guardians;
+    function _writeClassRecord(uint256 cls, ClassSpec calldata cs) private pure returns (uint256 ruleOffsets) {
+        L.set(cls, L.THRESHOLD, cs.threshold);
+        L.set(cls, L.SIGNER_COUNT, cs.signers.length);
+        L.set(cls, L.GUARDIAN_COUNT, cs.guardians.length);
+        L.set(cls, L.CLASS_RULE_COUNT, cs.rules.length);
+        L.set(cls, L.DELAY, cs.delay);
+        L.set(cls, L.EXPIRY_WINDOW, cs.expiryWindow);
+        L.set(cls, L.NAME, uint256(cs.name));
+        uint256 at = cls + L.CLASS_HEADER_SIZE;
+        for (uint256 i; i < cs.signers.length; ++i) {
+            L.set(at, L.ADDRESS, uint160(cs.signers[i]));
+            at += L.ADDRESS_SIZE;
+        }
+        for (uint256 i; i < cs.guardians.length; ++i) {
+            L.set(at, L.ADDRESS, uint160(cs.guardians[i]));
+            at += L.ADDRESS_SIZE;
+        }
+        return at;
     }
 
-    /// @dev Writes index entry `entry` for rule `rs` (its last four bytes, `classIndex | ruleIndex | ruleOffset`,
-    /// given as `tail`), after checking that its (target, selector) has fewer than MAX_RULES_PER_SELECTOR rules so far.
-    function _index(uint256 content, uint256 entry, RuleSpec calldata rs, uint256 tail) private pure {
-        uint256 key = (uint256(uint160(rs.target)) << 32) | uint32(rs.selector);
-        uint256 first = PolicyContent.HEADER + 2 * (PolicyContent.classCount(content) + 1);
+    /// @dev Writes the index entry at offset `entry` for rule `ruleIndex` (`rs`, at offset `ruleAt`) of class
+    /// `classIndex`, after checking that its (target, selector) has fewer than MAX_RULES_PER_SELECTOR rules so far.
+    function _index(
+        ContentPtr content,
+        uint256 entry,
+        RuleSpec calldata rs,
+        uint256 classIndex,
+        uint256 ruleIndex,
+        uint256 ruleAt
+    ) private pure {
+        uint256 base = ContentPtr.unwrap(content);
+        uint256 key = uint256(uint160(rs.target)) << 32 | uint32(rs.selector);
         uint256 count;
-        for (uint256 e = first; e < entry; e += PolicyContent.INDEX_ENTRY) {
-            uint256 word;
-            assembly ("memory-safe") {
-                word := mload(add(content, e))
-            }
-            if (word >> 64 == key) ++count;
+        for (uint256 e = L.HEADER_SIZE + L.OFFSET_SIZE * (PolicyContent.classCount(content) + 1); e < entry; e += L.ENTRY_SIZE) {
+            if (L.get(base + e, L.ENTRY_KEY) == key) ++count;
         }
         if (count == MAX_RULES_PER_SELECTOR) {
             revert IPolicyAccount.PolicyAccountTooMany(Limit.RulesPerSelector, count + 1, MAX_RULES_PER_SELECTOR);
         }
-        _put(content + entry, key, 24);
-        _put(content + entry + 24, tail, 4);
+        L.set(base + entry, L.ENTRY_KEY, key);
+        L.set(base + entry, L.ENTRY_CLASS, classIndex);
+        L.set(base + entry, L.ENTRY_RULE, ruleIndex);
+        L.set(base + entry, L.ENTRY_RULE_AT, ruleAt);
     }
 
-    /// @dev Writes rule `rs` at offset `at`; returns the offset after it.
-    function _writeRule(uint256 content, uint256 at, RuleSpec calldata rs) private pure returns (uint256) {
-        uint256 rule = content + at;
-        uint256 conditions = rs.conditions.length;
-        _put(rule, rs.spendArg, 1);
-        _put(rule + 1, rs.actionWords, 1);
-        _put(rule + 2, conditions, 1);
-        _put(rule + 3, uint256(rs.actionTypeHash), 32);
-        _put(rule + 35, uint160(rs.target), 20);
-        _put(rule + 55, uint32(rs.selector), 4);
-        uint256 c = rule + PolicyContent.RULE_HEADER;
-        for (uint256 k; k < conditions; ++k) {
+    /// @dev Writes rule `rs` at memory address `rule`; returns the address after it.
+    function _writeRule(uint256 rule, RuleSpec calldata rs) private pure returns (uint256 at) {
+        L.set(rule, L.SPEND_ARG, rs.spendArg);
+        L.set(rule, L.ACTION_WORDS, rs.actionWords);
+        L.set(rule, L.CONDITION_COUNT, rs.conditions.length);
+        L.set(rule, L.ACTION_TYPE_HASH, uint256(rs.actionTypeHash));
+        L.set(rule, L.RULE_TARGET, uint160(rs.target));
+        L.set(rule, L.RULE_SELECTOR, uint32(rs.selector));
+        at = rule + L.RULE_HEADER_SIZE;
+        for (uint256 k; k < rs.conditions.length; ++k) {
             ConditionSpec calldata cs = rs.conditions[k];
-            uint256 setLength = cs.set.length;
-            _put(c, uint8(cs.op), 1);
-            _put(c + 1, cs.arg, 1);
-            _put(c + 2, cs.field, 1);
-            _put(c + 3, cs.deref ? 1 : 0, 1);
-            _put(c + 4, setLength, 1);
-            _put(c + 5, cs.value, 32);
-            for (uint256 s; s < setLength; ++s) _put(c + CalldataConditions.HEADER + 32 * s, uint256(cs.set[s]), 32);
-            c = CalldataConditions.next(c);
+            L.set(at, L.OP, uint8(cs.op));
+            L.set(at, L.ARG, cs.arg);
+            L.set(at, L.FIELD, cs.field);
+            L.set(at, L.SUBJECT, uint8(cs.subject));
+            L.set(at, L.SET_LENGTH, cs.set.length);
+            L.set(at, L.VALUE, cs.value);
+            at += L.CONDITION_HEADER_SIZE;
+            for (uint256 v; v < cs.set.length; ++v) {
+                L.set(at, L.SET_VALUE, uint256(cs.set[v]));
+                at += L.SET_VALUE_SIZE;
+            }
         }
-        return c - content;
     }
 
     /// @dev Bitmask of the classes class `s` dominates: threshold and delay at least theirs, signers a subset of theirs.
-    function _dominated(uint256 content, uint256 s, uint256 n) private pure returns (uint16 mask) {
-        uint256 strict = PolicyContent.classAt(content, s);
+    function _dominated(ContentPtr content, uint256 s, uint256 n) private pure returns (uint16 mask) {
+        ClassPtr strict = PolicyContent.classAt(content, s);
         (uint8 threshold,, uint32 delay,) = PolicyContent.params(strict);
         for (uint256 c; c < n; ++c) {
-            uint256 other = PolicyContent.classAt(content, c);
+            ClassPtr other = PolicyContent.classAt(content, c);
             (uint8 otherThreshold,, uint32 otherDelay,) = PolicyContent.params(other);
             if (threshold >= otherThreshold && delay >= otherDelay && _isSubset(strict, other)) mask |= uint16(1 << c);
         }
     }
 
     /// @dev Whether every signer of class `a` is a signer of class `b` (both sorted: one forward walk).
-    function _isSubset(uint256 a, uint256 b) private pure returns (bool) {
+    function _isSubset(ClassPtr a, ClassPtr b) private pure returns (bool) {
         (, uint256 na,,) = PolicyContent.params(a);
         (, uint256 nb,,) = PolicyContent.params(b);
         uint256 j;
@@ -323,28 +356,11 @@ library PolicyWriter {
         return true;
     }
 
-    /// @dev Writes the low `size` bytes of `value` at memory address `at`, leaving the bytes around them as they are.
-    function _put(uint256 at, uint256 value, uint256 size) private pure {
+    /// @dev Deploys the first `length` bytes of `init` as init code; zero when the deployment failed.
+    function _deploy(bytes memory init, uint256 length) private returns (address code) {
+        // CREATE of raw init code has no Solidity form (`new` needs a contract type).
         assembly ("memory-safe") {
-            let shift := sub(256, shl(3, size))
-            let mask := shl(shift, sub(shl(shl(3, size), 1), 1))
-            mstore(at, or(and(mload(at), not(mask)), and(shl(shift, value), mask)))
+            code := create(0, add(init, 32), length)
         }
-    }
-
-    /// @dev Deploys a contract whose code is 0x00 (STOP, so calling it does nothing) followed by the content.
-    /// `init` holds INIT_CODE bytes of space, the STOP byte (zero, as `new bytes` left it) and the content.
-    function _deploy(bytes memory init, uint256 size) private returns (address code) {
-        uint256 start;
-        assembly ("memory-safe") {
-            start := add(init, 32)
-        }
-        // PUSH4 (STOP + content) | DUP1 | PUSH1 14 | PUSH1 0 | CODECOPY | PUSH1 0 | RETURN
-        _put(start, (0x63 << 104) | ((size + 1) << 72) | 0x80600e6000396000f3, INIT_CODE);
-        uint256 length = INIT_CODE + 1 + size;
-        assembly ("memory-safe") {
-            code := create(0, start, length)
-        }
-        if (code == address(0)) revert IPolicyAccount.PolicyAccountTooMany(Limit.PolicyBytes, size, MAX_POLICY_BYTES);
     }
 }

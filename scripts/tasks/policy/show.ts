@@ -1,4 +1,4 @@
-// policy:show — the active policy version, its classes and members, and the pending operations.
+// policy:show — the active policy version, its classes and members, and the members' pending operations.
 import type { HardhatRuntimeEnvironment } from "hardhat/types/hre";
 import { runTask } from "../../lib/errors.ts";
 import { formatDuration } from "../../lib/format.ts";
@@ -38,7 +38,10 @@ export default async function policyShow(args: PolicyShowArgs, hre: HardhatRunti
     }
     const members = [...(await s.account.members(contentId))];
     const pending: PolicyShowResult["pending"] = [];
-    for (const opId of await s.account.pendingOperations()) {
+    // Each proposer has its own pending list; the active members' lists hold every operation that can still run
+    // but a recovery proposed by a former member (see OperationProposed for those).
+    const opIds = (await Promise.all(members.map((m) => s.account.pendingOperations(m)))).flat();
+    for (const opId of opIds) {
       const op = await s.account.getOperation(opId);
       pending.push({
         opId,
