@@ -1,0 +1,129 @@
+// `npm run bench:mutants`: mutation testing of the contracts. Mutates comparisons, arithmetic, conditions,
+// revert/require guards and constants of VmRegistry, ProviderRegistry, the policy code and any other contract
+// (not interfaces, governance or the token), draws a seeded sample, runs the covering tests against each
+// mutant in scratch copies of the project, and writes bench/results/mutants.json and the "Mutation testing"
+// section of docs/BENCHMARKS.md.
+//
+//   --count N    mutants that compile to run (default 150)    --seed S   sample seed (default 1)
+//   --files G    only contracts matching glob G               --jobs J   parallel scratch copies (default 2)
+//   --ids A,B    run exactly these mutants (ids from --list)  --list     print the sample, run nothing
+//   --smoke      6 mutants, results to bench/results/mutants-smoke.json, docs untouched
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { mutantsOf, type Mutant } from "./mutants/operators.ts";
+import { annotate, docsSection, loadAnnotations, summarize, writeDocsSection, type MutantRecord, type RunInfo } from "./mutants/report.ts";
+import { buildScratch, evaluate, measureBaseline, testPlanFor, type TestPlan } from "./mutants/runner.ts";
+import { MutantQueue, sample, type Sample } from "./mutants/sample.ts";
+import { prepareScratch, SCRATCH_ROOT } from "./mutants/scratch.ts";
+
+const ROOT = join(import.meta.dirname, "..");
+const SMOKE_COUNT = 6;
+/** Interfaces, governance (OpenZeppelin wiring) and the token (OpenZeppelin ERC20) have nothing of ours to mutate. */
+const NOT_MUTATED = /(^|\/)(interfaces|governance)\/|Token\.sol$/;
+
+const { values: options } = parseArgs({
+  options: {
+    count: { type: "string", default: "150" },
+    seed: { type: "string", default: "1" },
+    files: { type: "string" },
+    jobs: { type: "string", default: "2" },
+    ids: { type: "string" },
+    list: { type: "boolean", default: false },
+    smoke: { type: "boolean", default: false },
+  },
+});
+
+function globToRegExp(glob: string): RegExp {
+  const pattern = glob
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*\*\/|\*\*|\*|\?/g, (wildcard) => ({ "**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]" })[wildcard]!);
+  return new RegExp(`^${pattern}$`);
+}
+
+/** The contracts to mutate, found at run time. */
+function contractFiles(glob: string | undefined): string[] {
+  const all = readdirSync(join(ROOT, "contracts"), { recursive: true, encoding: "utf8" })
+    .filter((file) => file.endsWith(".sol"))
+    .map((file) => `contracts/${file}`)
+    .sort();
+  return glob === undefined ? all.filter((file) => !NOT_MUTATED.test(file)) : all.filter((file) => globToRegExp(glob).test(file));
+}
+
+function draw(mutants: Mutant[]): Sample {
+  if (options.ids === undefined) return sample(mutants, options.smoke ? SMOKE_COUNT : Number(options.count), Number(options.seed));
+  const wanted = new Set(options.ids.split(","));
+  return { chosen: mutants.filter((m) => wanted.has(m.id)), reserves: new Map() };
+}
+
+const describe = (m: Mutant) => `${m.id} ${m.file}:${m.line} ${m.operator}\n    - ${m.original}\n    + ${m.mutated}`;
+
+function commandLine(): string {
+  const args = process.argv.slice(2).join(" ");
+  if (process.env.npm_lifecycle_event === "bench:mutants") return `npm run bench:mutants${args ? ` -- ${args}` : ""}`;
+  return `node bench/mutants.ts${args ? ` ${args}` : ""}`;
+}
+
+/** Scratch copy 0 is built and runs the baseline; the others start from its build cache. */
+async function prepareScratchCopies(jobs: number, plans: TestPlan[]) {
+  const first = prepareScratch(ROOT, 0, ROOT);
+  console.log(`building scratch copies under ${SCRATCH_ROOT}`);
+  await buildScratch(first);
+  const baseline = await measureBaseline(first, plans);
+  const dirs = [first];
+  for (let i = 1; i < jobs; i++) {
+    dirs.push(prepareScratch(ROOT, i, first));
+    await buildScratch(dirs[i]!);
+  }
+  return { dirs, baseline };
+}
+
+function outcomeText(record: MutantRecord): string {
+  const how = record.status === "killed" ? ` by ${record.by}${record.detail ? `: ${record.detail}` : ""}` : record.detail ? ` (${record.detail})` : "";
+  return `${record.status}${how} in ${(record.ms / 1000).toFixed(1)} s`;
+}
+
+async function run(drawn: Sample): Promise<void> {
+  const plans = new Map(drawn.chosen.map((m) => testPlanFor(ROOT, m.file)).map((plan) => [plan.name, plan]));
+  const jobs = Math.max(1, Math.min(Number(options.jobs), drawn.chosen.length));
+  const startedAt = new Date();
+  const { dirs, baseline } = await prepareScratchCopies(jobs, [...plans.values()]);
+  const info: RunInfo = { command: commandLine(), seed: Number(options.seed), requested: drawn.chosen.length, jobs, startedAt, baselineTestMs: Object.fromEntries([...baseline].map(([name, b]) => [name, b.ms])) };
+  const annotations = loadAnnotations(join(ROOT, "bench/mutants-equivalent.json"));
+  const resultsPath = join(ROOT, "bench/results", options.smoke ? "mutants-smoke.json" : "mutants.json");
+  const queue = new MutantQueue(drawn);
+  const records: MutantRecord[] = [];
+  const save = (complete: boolean) => {
+    const sorted = [...records].sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line);
+    const summary = summarize(sorted, info, complete);
+    writeFileSync(resultsPath, JSON.stringify(summary, null, 2) + "\n");
+    return summary;
+  };
+
+  const worker = async (dir: string) => {
+    for (let mutant = queue.next(); mutant !== undefined; mutant = queue.next()) {
+      const plan = testPlanFor(ROOT, mutant.file);
+      const started = Date.now();
+      const outcome = await evaluate(dir, mutant, plan, baseline.get(plan.name)!);
+      if (outcome.status === "noCompile") queue.replace(mutant);
+      const { edit: _edit, ...described } = mutant;
+      const record = annotate({ ...described, ...outcome, ms: Date.now() - started }, annotations);
+      records.push(record);
+      console.log(`[${records.length}] ${describe(mutant)}\n    ${outcomeText(record)}`);
+      save(false);
+    }
+  };
+  mkdirSync(join(ROOT, "bench/results"), { recursive: true });
+  await Promise.all(dirs.map(worker));
+  const summary = save(true);
+  if (!options.smoke && options.ids === undefined) writeDocsSection(join(ROOT, "docs/BENCHMARKS.md"), docsSection(summary));
+  const { mutants: _all, ...headline } = summary;
+  console.log(JSON.stringify(headline, null, 2));
+}
+
+const files = contractFiles(options.files);
+const mutants = files.flatMap((file) => mutantsOf(file, readFileSync(join(ROOT, file), "utf8")));
+const drawn = draw(mutants);
+console.log(`${mutants.length} mutants in ${files.length} files; ${drawn.chosen.length} drawn`);
+if (options.list) for (const mutant of drawn.chosen) console.log(describe(mutant));
+else await run(drawn);

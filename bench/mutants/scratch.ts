@@ -1,0 +1,70 @@
+// Scratch copies of the project for the mutation bench: one per parallel job, under the OS temp directory,
+// with node_modules symlinked and Hardhat's artifacts and cache kept between mutants and between runs (so
+// each mutant recompiles only the compilation jobs its file is part of). The working tree is never written.
+import { spawn, execFileSync } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, readdirSync, realpathSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+
+export type Step = { ok: boolean; timedOut: boolean; ms: number; output: string };
+
+/** Build outputs kept in a scratch copy from run to run; everything else is synced from the working tree. */
+const KEPT = new Set(["node_modules", "artifacts", "cache", "types"]);
+const OUTPUT_TAIL = 4_000;
+
+export const SCRATCH_ROOT = join(tmpdir(), "novacron-mutants");
+
+/** Files git would commit: tracked ones and untracked ones it does not ignore. */
+function projectFiles(root: string): string[] {
+  const listing = execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard", "-z"], { cwd: root, encoding: "utf8" });
+  return listing.split("\0").filter((file) => file !== "" && existsSync(join(root, file)));
+}
+
+function seedBuildCache(dir: string, from: string): void {
+  for (const kept of ["artifacts", "cache"]) {
+    if (!existsSync(join(dir, kept)) && existsSync(join(from, kept))) cpSync(join(from, kept), join(dir, kept), { recursive: true });
+  }
+}
+
+/** Makes (or refreshes) scratch copy `index` of `root`; build outputs come from `seedFrom` if it has none yet. */
+export function prepareScratch(root: string, index: number, seedFrom: string): string {
+  const dir = join(SCRATCH_ROOT, `slot-${index}`);
+  mkdirSync(dir, { recursive: true });
+  for (const entry of readdirSync(dir)) if (!KEPT.has(entry)) rmSync(join(dir, entry), { recursive: true, force: true });
+  for (const file of projectFiles(root)) {
+    mkdirSync(dirname(join(dir, file)), { recursive: true });
+    cpSync(join(root, file), join(dir, file));
+  }
+  if (!existsSync(join(dir, "node_modules"))) symlinkSync(realpathSync(join(root, "node_modules")), join(dir, "node_modules"));
+  seedBuildCache(dir, seedFrom);
+  return dir;
+}
+
+/** Runs `node args` in `cwd` (its own process group, killed whole on timeout); the CI test profile, no colours. */
+export function runNode(cwd: string, args: string[], timeoutMs: number): Promise<Step> {
+  const env: NodeJS.ProcessEnv = { ...process.env, FORCE_COLOR: "0", NO_COLOR: "1" };
+  delete env.NOVACRON_TEST_PROFILE;
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    let timedOut = false;
+    const keep = (chunk: Buffer) => {
+      output = (output + chunk.toString()).slice(-OUTPUT_TAIL);
+    };
+    child.stdout.on("data", keep);
+    child.stderr.on("data", keep);
+    const timer = setTimeout(() => {
+      timedOut = true;
+      process.kill(-child.pid!, "SIGKILL");
+    }, timeoutMs);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ ok: code === 0 && !timedOut, timedOut, ms: Date.now() - started, output });
+    });
+  });
+}
+
+export function hardhat(cwd: string, args: string[], timeoutMs: number): Promise<Step> {
+  return runNode(cwd, [join(cwd, "node_modules/hardhat/dist/src/cli.js"), ...args], timeoutMs);
+}
