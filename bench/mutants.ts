@@ -15,7 +15,7 @@ import { mutantsOf, type Mutant } from "./mutants/operators.ts";
 import { annotate, docsSection, loadAnnotations, summarize, writeDocsSection, type MutantRecord, type RunInfo } from "./mutants/report.ts";
 import { buildScratch, evaluate, measureBaseline, testPlanFor, type TestPlan } from "./mutants/runner.ts";
 import { MutantQueue, sample, type Sample } from "./mutants/sample.ts";
-import { prepareScratch, SCRATCH_ROOT } from "./mutants/scratch.ts";
+import { prepareScratch } from "./mutants/scratch.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const SMOKE_COUNT = 6;
@@ -66,15 +66,17 @@ function commandLine(): string {
 
 /** Scratch copy 0 is built and runs the baseline; the others start from its build cache. */
 async function prepareScratchCopies(jobs: number, plans: TestPlan[]) {
-  const first = prepareScratch(ROOT, 0, ROOT);
-  console.log(`building scratch copies under ${SCRATCH_ROOT}`);
-  await buildScratch(first);
-  const baseline = await measureBaseline(first, plans);
-  const dirs = [first];
-  for (let i = 1; i < jobs; i++) {
-    dirs.push(prepareScratch(ROOT, i, first));
+  const seconds = (since: number) => `${Math.round((Date.now() - since) / 1000)} s`;
+  const dirs: string[] = [];
+  for (let i = 0; i < jobs; i++) {
+    const started = Date.now();
+    dirs.push(prepareScratch(ROOT, i, i === 0 ? ROOT : dirs[0]!));
     await buildScratch(dirs[i]!);
+    console.log(`scratch copy ${dirs[i]} built in ${seconds(started)}`);
   }
+  const started = Date.now();
+  const baseline = await measureBaseline(dirs[0]!, plans);
+  console.log(`the unmutated code passes ${plans.map((p) => p.name).join(" and ")} in ${seconds(started)}`);
   return { dirs, baseline };
 }
 

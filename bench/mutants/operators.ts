@@ -73,13 +73,20 @@ function arithmetic({ tokens }: Source, index: number): Found[] {
   return [{ operator: "arithmetic", edit: replaceToken(token, to) }];
 }
 
-/** `&&` <-> `||`, `!x` -> `x`, `true` <-> `false`, and `if (c)` -> `if (!(c))`. */
+/** One comparison (its relational mutants include the negation) or `!x` (the `!` removal is the negation). */
+function isSimpleCondition(condition: Token[]): boolean {
+  if (condition.some((t) => ["&&", "||", "?"].includes(t.text))) return false;
+  return condition[0]?.text === "!" || condition.filter((t) => t.kind === "op" && RELATIONAL[t.text] !== undefined).length === 1;
+}
+
+/** `&&` <-> `||`, `!x` -> `x`, `true` <-> `false`, and `if (c)` -> `if (!(c))` for compound conditions. */
 function boolean({ text, tokens, pairs }: Source, index: number): Found[] {
   const token = tokens[index]!;
   const swap: Record<string, string> = { "&&": "||", "||": "&&", "!": "", true: "false", false: "true" };
   if (swap[token.text] !== undefined) return [{ operator: "boolean", edit: replaceToken(token, swap[token.text]!) }];
   if (token.text !== "if" || tokens[index + 1]?.text !== "(") return [];
   const close = pairs.get(index + 1)!;
+  if (isSimpleCondition(tokens.slice(index + 2, close))) return [];
   const start = tokens[index + 2]!.start;
   const end = tokens[close - 1]!.end;
   return [{ operator: "boolean", edit: { start, end, replacement: `!(${text.slice(start, end)})` } }];

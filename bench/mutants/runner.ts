@@ -69,12 +69,13 @@ function killed(by: "mocha" | "solidity", step: Step, compileMs: number, testMs:
   return { status: "killed", by, timedOut: step.timedOut || undefined, detail: firstFailure(step), compileMs, testMs };
 }
 
+/** Per mutant, the compiles skip typechain: the tests import its types only as types, which run without them. */
 async function runMutant(dir: string, plan: TestPlan, timeouts: Timeouts): Promise<Outcome> {
-  const contracts = await hardhat(dir, ["compile", "--no-tests", "--quiet"], COMPILE_TIMEOUT_MS);
+  const contracts = await hardhat(dir, ["--no-typechain", "compile", "--no-tests", "--quiet"], COMPILE_TIMEOUT_MS);
   if (!contracts.ok) return { status: "noCompile", detail: contracts.timedOut ? "compile timed out" : undefined, compileMs: contracts.ms, testMs: 0 };
   const mochaRun = await mocha(dir, plan, timeouts.mochaMs);
   if (!mochaRun.ok) return killed("mocha", mochaRun, contracts.ms, mochaRun.ms);
-  const tests = await hardhat(dir, ["compile", "--quiet"], COMPILE_TIMEOUT_MS);
+  const tests = await hardhat(dir, ["--no-typechain", "compile", "--quiet"], COMPILE_TIMEOUT_MS);
   const compileMs = contracts.ms + tests.ms;
   if (!tests.ok) return { status: "noCompile", detail: "the Solidity tests do not compile against it", compileMs, testMs: mochaRun.ms };
   const solidityRun = await solidity(dir, plan, timeouts.solidityMs);

@@ -2,7 +2,7 @@
 // with node_modules symlinked and Hardhat's artifacts and cache kept between mutants and between runs (so
 // each mutant recompiles only the compilation jobs its file is part of). The working tree is never written.
 import { spawn, execFileSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, readdirSync, realpathSync, rmSync, symlinkSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 
@@ -12,7 +12,7 @@ export type Step = { ok: boolean; timedOut: boolean; ms: number; output: string 
 const KEPT = new Set(["node_modules", "artifacts", "cache", "types"]);
 const OUTPUT_TAIL = 4_000;
 
-export const SCRATCH_ROOT = join(tmpdir(), "novacron-mutants");
+const SCRATCH_ROOT = join(tmpdir(), "novacron-mutants");
 
 /** Files git would commit: tracked ones and untracked ones it does not ignore. */
 function projectFiles(root: string): string[] {
@@ -20,10 +20,12 @@ function projectFiles(root: string): string[] {
   return listing.split("\0").filter((file) => file !== "" && existsSync(join(root, file)));
 }
 
+/** Copies another copy's artifacts and cache; Hardhat's compile cache is keyed by absolute path, so it is moved over. */
 function seedBuildCache(dir: string, from: string): void {
-  for (const kept of ["artifacts", "cache"]) {
-    if (!existsSync(join(dir, kept)) && existsSync(join(from, kept))) cpSync(join(from, kept), join(dir, kept), { recursive: true });
-  }
+  const cacheFile = join(dir, "cache/compile-cache.json");
+  if (existsSync(join(dir, "cache")) || !existsSync(join(from, "cache/compile-cache.json"))) return;
+  for (const kept of ["artifacts", "cache"]) cpSync(join(from, kept), join(dir, kept), { recursive: true });
+  writeFileSync(cacheFile, readFileSync(cacheFile, "utf8").replaceAll(`${from}/`, `${dir}/`));
 }
 
 /** Makes (or refreshes) scratch copy `index` of `root`; build outputs come from `seedFrom` if it has none yet. */
