@@ -8,16 +8,21 @@
 //   --files G    only contracts matching glob G               --jobs J   parallel scratch copies (default 2)
 //   --ids A,B    run exactly these mutants (ids from --list)  --list     print the sample, run nothing
 //   --smoke      6 mutants, results to bench/results/mutants-smoke.json, docs untouched
+//   --report     no run: re-read bench/results/mutants.json, apply bench/mutants-equivalent.json, rewrite it and the docs
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { mutantsOf, type Mutant } from "./mutants/operators.ts";
-import { annotate, docsSection, loadAnnotations, summarize, writeDocsSection, type MutantRecord, type RunInfo } from "./mutants/report.ts";
+import { annotate, docsSection, loadAnnotations, summarize, writeDocsSection, type MutantRecord, type RunInfo, type Summary } from "./mutants/report.ts";
 import { buildScratch, evaluate, measureBaseline, testPlanFor, type TestPlan } from "./mutants/runner.ts";
 import { MutantQueue, sample, type Sample } from "./mutants/sample.ts";
 import { prepareScratch } from "./mutants/scratch.ts";
 
 const ROOT = join(import.meta.dirname, "..");
+const RESULTS = join(ROOT, "bench/results/mutants.json");
+const SMOKE_RESULTS = join(ROOT, "bench/results/mutants-smoke.json");
+const ANNOTATIONS = join(ROOT, "bench/mutants-equivalent.json");
+const DOCS = join(ROOT, "docs/BENCHMARKS.md");
 const SMOKE_COUNT = 6;
 /** Interfaces, governance (OpenZeppelin wiring) and the token (OpenZeppelin ERC20) have nothing of ours to mutate. */
 const NOT_MUTATED = /(^|\/)(interfaces|governance)\/|Token\.sol$/;
@@ -31,6 +36,7 @@ const { values: options } = parseArgs({
     ids: { type: "string" },
     list: { type: "boolean", default: false },
     smoke: { type: "boolean", default: false },
+    report: { type: "boolean", default: false },
   },
 });
 
@@ -54,6 +60,13 @@ function draw(mutants: Mutant[]): Sample {
   if (options.ids === undefined) return sample(mutants, options.smoke ? SMOKE_COUNT : Number(options.count), Number(options.seed));
   const wanted = new Set(options.ids.split(","));
   return { chosen: mutants.filter((m) => wanted.has(m.id)), reserves: new Map() };
+}
+
+const sortedByPlace = (records: MutantRecord[]) => [...records].sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line);
+
+function writeResults(path: string, summary: Summary): Summary {
+  writeFileSync(path, JSON.stringify(summary, null, 2) + "\n");
+  return summary;
 }
 
 const describe = (m: Mutant) => `${m.id} ${m.file}:${m.line} ${m.operator}\n    - ${m.original}\n    + ${m.mutated}`;
@@ -90,17 +103,13 @@ async function run(drawn: Sample): Promise<void> {
   const jobs = Math.max(1, Math.min(Number(options.jobs), drawn.chosen.length));
   const startedAt = new Date();
   const { dirs, baseline } = await prepareScratchCopies(jobs, [...plans.values()]);
-  const info: RunInfo = { command: commandLine(), seed: Number(options.seed), requested: drawn.chosen.length, jobs, startedAt, baselineTestMs: Object.fromEntries([...baseline].map(([name, b]) => [name, b.ms])) };
-  const annotations = loadAnnotations(join(ROOT, "bench/mutants-equivalent.json"));
-  const resultsPath = join(ROOT, "bench/results", options.smoke ? "mutants-smoke.json" : "mutants.json");
+  const baselineTestMs = Object.fromEntries([...baseline].map(([name, b]) => [name, b.ms]));
+  const info = (): RunInfo => ({ command: commandLine(), seed: Number(options.seed), requested: drawn.chosen.length, jobs, startedAt, wallMs: Date.now() - startedAt.getTime(), baselineTestMs });
+  const annotations = loadAnnotations(ANNOTATIONS);
+  const resultsPath = options.smoke ? SMOKE_RESULTS : RESULTS;
   const queue = new MutantQueue(drawn);
   const records: MutantRecord[] = [];
-  const save = (complete: boolean) => {
-    const sorted = [...records].sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line);
-    const summary = summarize(sorted, info, complete);
-    writeFileSync(resultsPath, JSON.stringify(summary, null, 2) + "\n");
-    return summary;
-  };
+  const save = (complete: boolean) => writeResults(resultsPath, summarize(sortedByPlace(records), info(), complete));
 
   const worker = async (dir: string) => {
     for (let mutant = queue.next(); mutant !== undefined; mutant = queue.next()) {
@@ -118,11 +127,28 @@ async function run(drawn: Sample): Promise<void> {
   mkdirSync(join(ROOT, "bench/results"), { recursive: true });
   await Promise.all(dirs.map(worker));
   const summary = save(true);
-  if (!options.smoke && options.ids === undefined) writeDocsSection(join(ROOT, "docs/BENCHMARKS.md"), docsSection(summary));
+  if (!options.smoke && options.ids === undefined) writeDocsSection(DOCS, docsSection(summary));
   const { mutants: _all, ...headline } = summary;
   console.log(JSON.stringify(headline, null, 2));
 }
 
+/** `--report`: the last run's results with today's annotations, in the JSON and in the docs. */
+function report(): void {
+  const previous = JSON.parse(readFileSync(RESULTS, "utf8")) as Summary;
+  const annotations = loadAnnotations(ANNOTATIONS);
+  const records = previous.mutants.map((record) => annotate(record, annotations));
+  const { command, seed, requested, jobs, timing } = previous;
+  const info: RunInfo = { command, seed, requested, jobs, startedAt: new Date(previous.startedAt), wallMs: timing.wallMs, baselineTestMs: timing.baselineTestMs };
+  const summary = summarize(records, info, previous.complete);
+  writeResults(RESULTS, summary);
+  writeDocsSection(DOCS, docsSection(summary));
+  console.log(`${RESULTS} and ${DOCS}: ${summary.killed} of ${summary.total} killed, ${summary.equivalent} of ${summary.survived} survivors marked equivalent`);
+}
+
+if (options.report) {
+  report();
+  process.exit(0);
+}
 const files = contractFiles(options.files);
 const mutants = files.flatMap((file) => mutantsOf(file, readFileSync(join(ROOT, file), "utf8")));
 const drawn = draw(mutants);

@@ -7,7 +7,7 @@ import type { Outcome } from "./runner.ts";
 
 export type MutantRecord = Omit<Mutant, "edit"> & Outcome & { id: string; ms: number; note?: string };
 export type Annotation = { file: string; original: string; mutated: string; reason: string };
-export type RunInfo = { command: string; seed: number; requested: number; jobs: number; startedAt: Date; baselineTestMs: Record<string, number> };
+export type RunInfo = { command: string; seed: number; requested: number; jobs: number; startedAt: Date; wallMs: number; baselineTestMs: Record<string, number> };
 
 type Tally = { mutants: number; killed: number; survived: number; noCompile: number };
 const DOCS_HEADING = "## Mutation testing";
@@ -20,7 +20,8 @@ export function loadAnnotations(path: string): Map<string, string> {
   return new Map(annotations.map((a) => [keyOf(a), a.reason]));
 }
 
-export function annotate(record: MutantRecord, annotations: Map<string, string>): MutantRecord {
+/** The record with the note bench/mutants-equivalent.json has for it now (a survivor's only). */
+export function annotate({ note: _previous, ...record }: MutantRecord, annotations: Map<string, string>): MutantRecord {
   const note = record.status === "survived" ? annotations.get(keyOf(record)) : undefined;
   return note === undefined ? record : { ...record, note };
 }
@@ -59,7 +60,7 @@ export function summarize(records: MutantRecord[], run: RunInfo, complete: boole
     killRate: percent(total.killed, total.mutants),
     killRateExcludingEquivalent: percent(total.killed, total.mutants - equivalent),
     timing: {
-      wallMs: Date.now() - run.startedAt.getTime(),
+      wallMs: run.wallMs,
       perMutantMs: { mean: mean(times), median: median(times), max: Math.max(0, ...times) },
       meanCompileMs: mean(records.map((r) => r.compileMs)),
       meanTestMs: mean(records.map((r) => r.testMs)),
@@ -103,6 +104,7 @@ export function docsSection(summary: Summary): string {
     `Killed ${summary.killed} of ${summary.total} (${summary.killRate} %; ${summary.killRateExcludingEquivalent} % without the ${summary.equivalent} marked equivalent in bench/mutants-equivalent.json). ` +
       `Wall time ${minutes(timing.wallMs)}; per mutant ${Math.round(timing.perMutantMs.mean / 1000)} s on average (median ${Math.round(timing.perMutantMs.median / 1000)} s, ` +
       `compile ${Math.round(timing.meanCompileMs / 1000)} s, tests ${Math.round(timing.meanTestMs / 1000)} s).`,
+    ...(summary.complete ? [] : ["", `Partial: this run stopped after ${summary.total + summary.noCompile} of the ${summary.requested} mutants drawn.`]),
     "",
     ...tallyTable(summary.files, total),
     "",

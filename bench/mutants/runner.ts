@@ -1,10 +1,10 @@
 // Runs one mutant in a scratch copy: compile the contracts, run the mocha tests that cover the file (stop at
 // the first failure), and only if they all pass compile the Solidity tests and run the fuzz and invariant
-// tests (CI profile). The mutated file is restored whatever happens.
+// tests (CI profile). The mutated file and the unmutated build are restored whatever happens.
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { applyEdit, type Mutant } from "./operators.ts";
-import { hardhat, runNode, type Step } from "./scratch.ts";
+import { hardhat, restoreBuild, runNode, snapshotBuild, type Step } from "./scratch.ts";
 
 export type TestPlan = { name: string; mocha: string[]; solidity: string[] };
 export type Timeouts = { mochaMs: number; solidityMs: number };
@@ -36,12 +36,13 @@ function failed(what: string, step: Step): Error {
   return new Error(`${what} failed${step.timedOut ? " (timed out)" : ""} on the unmutated code:\n${step.output}`);
 }
 
-/** Compiles everything and writes the generated ABI module the tests import. */
+/** Compiles everything, writes the generated ABI module the tests import, and keeps the build aside. */
 export async function buildScratch(dir: string): Promise<void> {
   const compile = await hardhat(dir, ["compile", "--quiet"], COMPILE_TIMEOUT_MS);
   if (!compile.ok) throw failed("hardhat compile", compile);
   const abi = await runNode(dir, ["scripts/gen-abi.ts"], MIN_TEST_TIMEOUT_MS);
   if (!abi.ok) throw failed("scripts/gen-abi.ts", abi);
+  snapshotBuild(dir);
 }
 
 /** Runs each plan's tests on the unmutated code (they must pass) and derives the timeouts from their times. */
@@ -91,5 +92,6 @@ export async function evaluate(dir: string, mutant: Mutant, plan: TestPlan, time
     return await runMutant(dir, plan, timeouts);
   } finally {
     writeFileSync(path, original);
+    restoreBuild(dir);
   }
 }

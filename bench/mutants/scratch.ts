@@ -11,6 +11,8 @@ export type Step = { ok: boolean; timedOut: boolean; ms: number; output: string 
 /** Build outputs kept in a scratch copy from run to run; everything else is synced from the working tree. */
 const KEPT = new Set(["node_modules", "artifacts", "cache", "types"]);
 const OUTPUT_TAIL = 4_000;
+const BUILD_OUTPUTS = ["artifacts", "cache"];
+const BASELINE_BUILD = ".baseline-build";
 
 const SCRATCH_ROOT = join(tmpdir(), "novacron-mutants");
 
@@ -24,7 +26,7 @@ function projectFiles(root: string): string[] {
 function seedBuildCache(dir: string, from: string): void {
   const cacheFile = join(dir, "cache/compile-cache.json");
   if (existsSync(join(dir, "cache")) || !existsSync(join(from, "cache/compile-cache.json"))) return;
-  for (const kept of ["artifacts", "cache"]) cpSync(join(from, kept), join(dir, kept), { recursive: true });
+  for (const kept of BUILD_OUTPUTS) cpSync(join(from, kept), join(dir, kept), { recursive: true });
   writeFileSync(cacheFile, readFileSync(cacheFile, "utf8").replaceAll(`${from}/`, `${dir}/`));
 }
 
@@ -40,6 +42,24 @@ export function prepareScratch(root: string, index: number, seedFrom: string): s
   if (!existsSync(join(dir, "node_modules"))) symlinkSync(realpathSync(join(root, "node_modules")), join(dir, "node_modules"));
   seedBuildCache(dir, seedFrom);
   return dir;
+}
+
+/**
+ * The unmutated build's outputs are kept aside and put back after each mutant: otherwise the next mutant's
+ * compile would also rebuild the file the last one mutated (PolicyAccount through the IR pipeline: a minute).
+ */
+export function snapshotBuild(dir: string): void {
+  for (const output of BUILD_OUTPUTS) {
+    rmSync(join(dir, BASELINE_BUILD, output), { recursive: true, force: true });
+    cpSync(join(dir, output), join(dir, BASELINE_BUILD, output), { recursive: true });
+  }
+}
+
+export function restoreBuild(dir: string): void {
+  for (const output of BUILD_OUTPUTS) {
+    rmSync(join(dir, output), { recursive: true, force: true });
+    cpSync(join(dir, BASELINE_BUILD, output), join(dir, output), { recursive: true });
+  }
 }
 
 /** Runs `node args` in `cwd` (its own process group, killed whole on timeout); the CI test profile, no colours. */
