@@ -61,6 +61,7 @@ export function summarize(records: MutantRecord[], run: RunInfo, complete: boole
     killRateExcludingEquivalent: percent(total.killed, total.mutants - equivalent),
     timing: {
       wallMs: run.wallMs,
+      wallPerMutantMs: records.length === 0 ? 0 : Math.round(run.wallMs / records.length),
       perMutantMs: { mean: mean(times), median: median(times), max: Math.max(0, ...times) },
       meanCompileMs: mean(records.map((r) => r.compileMs)),
       meanTestMs: mean(records.map((r) => r.testMs)),
@@ -103,8 +104,9 @@ export function docsSection(summary: Summary): string {
     "",
     `Killed ${summary.killed} of ${summary.total} (${summary.killRate} %; ${summary.killRateExcludingEquivalent} % without the ${summary.equivalent} marked equivalent in bench/mutants-equivalent.json). ` +
       `Wall time ${minutes(timing.wallMs)}; per mutant ${Math.round(timing.perMutantMs.mean / 1000)} s on average (median ${Math.round(timing.perMutantMs.median / 1000)} s, ` +
-      `compile ${Math.round(timing.meanCompileMs / 1000)} s, tests ${Math.round(timing.meanTestMs / 1000)} s).`,
-    ...(summary.complete ? [] : ["", `Partial: this run stopped after ${summary.total + summary.noCompile} of the ${summary.requested} mutants drawn.`]),
+      `compile ${Math.round(timing.meanCompileMs / 1000)} s, tests ${Math.round(timing.meanTestMs / 1000)} s), ` +
+      `${Math.round(timing.wallPerMutantMs / 1000)} s of wall time per mutant with ${summary.jobs} running at once.`,
+    ...(summary.complete ? [] : ["", `Partial: this run stopped after ${summary.total} of the ${summary.requested} mutants drawn.`]),
     "",
     ...tallyTable(summary.files, total),
     "",
