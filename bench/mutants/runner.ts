@@ -59,10 +59,10 @@ export async function measureBaseline(dir: string, plans: TestPlan[]): Promise<M
   return timeouts;
 }
 
-/** The first failing test's title, as mocha (`1) title`) or the Solidity runner (`✘ name` / `[FAIL`) prints it. */
+/** The first failing test's title, as mocha and Hardhat's Solidity test reporter both print it (`1) title`). */
 function firstFailure(step: Step): string | undefined {
   if (step.timedOut) return "timed out";
-  const line = /^\s*(?:1\) .+|✘ .+|\[FAIL.*)$/m.exec(step.output)?.[0];
+  const line = /^\s*1\) .+$/m.exec(step.output)?.[0];
   return line?.trim().slice(0, 160);
 }
 

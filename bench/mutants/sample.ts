@@ -1,6 +1,6 @@
 // Deterministic, stratified sampling: each file gets a share of the sample proportional to how many mutants
-// it has (at least one), drawn from a seeded shuffle; the rest of each file's shuffle is kept in reserve to
-// replace mutants that do not compile, so the sample ends with `count` mutants that ran.
+// it has (at least one), drawn from a seeded shuffle, and the sample runs in a seeded order; the rest of each
+// file's shuffle is kept in reserve to replace mutants that do not compile, so `count` mutants run.
 import type { Mutant } from "./operators.ts";
 
 /** mulberry32: a small seeded PRNG, enough for a reproducible shuffle. */
@@ -45,14 +45,13 @@ export function sample(mutants: Mutant[], count: number, seed: number): Sample {
   const files = [...new Set(mutants.map((m) => m.file))].sort();
   const groups = files.map((file) => shuffled(mutants.filter((m) => m.file === file), next));
   const shares = quotas(groups.map((g) => g.length), Math.min(count, mutants.length));
-  const inSourceOrder = (a: Mutant, b: Mutant) => a.file.localeCompare(b.file) || a.edit.start - b.edit.start;
   return {
-    chosen: groups.flatMap((group, i) => group.slice(0, shares[i])).sort(inSourceOrder),
+    chosen: shuffled(groups.flatMap((group, i) => group.slice(0, shares[i])), next),
     reserves: new Map(files.map((file, i) => [file, groups[i]!.slice(shares[i])])),
   };
 }
 
-/** The mutants still to run, file by file (consecutive mutants of one file recompile the least). */
+/** The mutants still to run, files mixed: a run stopped early is still a sample of every file. */
 export class MutantQueue {
   private readonly pending: Mutant[];
   private readonly reserves: Map<string, Mutant[]>;

@@ -34,6 +34,8 @@ function seedBuildCache(dir: string, from: string): void {
 export function prepareScratch(root: string, index: number, seedFrom: string): string {
   const dir = join(SCRATCH_ROOT, `slot-${index}`);
   mkdirSync(dir, { recursive: true });
+  // A run stopped mid-mutant left a mutated build behind.
+  if (existsSync(join(dir, BASELINE_BUILD))) restoreBuild(dir);
   for (const entry of readdirSync(dir)) if (!KEPT.has(entry)) rmSync(join(dir, entry), { recursive: true, force: true });
   for (const file of projectFiles(root)) {
     mkdirSync(dirname(join(dir, file)), { recursive: true });
