@@ -30,10 +30,33 @@ function seedBuildCache(dir: string, from: string): void {
   writeFileSync(cacheFile, readFileSync(cacheFile, "utf8").replaceAll(`${from}/`, `${dir}/`));
 }
 
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** One run per scratch copy: a second run at the same time would mutate the first one's files. */
+function lockScratch(dir: string): void {
+  const lock = `${dir}.lock`;
+  try {
+    writeFileSync(lock, String(process.pid), { flag: "wx" });
+  } catch {
+    const owner = Number(readFileSync(lock, "utf8"));
+    if (isRunning(owner)) throw new Error(`${dir} is in use by process ${owner} (another bench:mutants run)`);
+    writeFileSync(lock, String(process.pid));
+  }
+  process.on("exit", () => rmSync(lock, { force: true }));
+}
+
 /** Makes (or refreshes) scratch copy `index` of `root`; build outputs come from `seedFrom` if it has none yet. */
 export function prepareScratch(root: string, index: number, seedFrom: string): string {
   const dir = join(SCRATCH_ROOT, `slot-${index}`);
   mkdirSync(dir, { recursive: true });
+  lockScratch(dir);
   // A run stopped mid-mutant left a mutated build behind.
   if (existsSync(join(dir, BASELINE_BUILD))) restoreBuild(dir);
   for (const entry of readdirSync(dir)) if (!KEPT.has(entry)) rmSync(join(dir, entry), { recursive: true, force: true });
