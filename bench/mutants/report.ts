@@ -79,9 +79,10 @@ export type Summary = ReturnType<typeof summarize>;
 const code = (text: string) => (text === "" ? "(removed)" : "`" + text.replaceAll("|", "\\|") + "`");
 const minutes = (ms: number) => `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
 
-function tallyTable(rows: Array<{ name: string } & Tally>, total: Tally): string[] {
+function tallyTable(by: string, rows: Array<{ name: string } & Tally>, total: Tally): string[] {
   const row = (name: string, t: Tally) => `| ${name} | ${t.mutants} | ${t.killed} | ${t.survived} | ${percent(t.killed, t.mutants)} % | ${t.noCompile} |`;
-  return ["| file | mutants | killed | survived | kill rate | did not compile (discarded) |", "| --- | --- | --- | --- | --- | --- |", ...rows.map((r) => row(r.name, r)), row("**total**", total)];
+  const header = [`| ${by} | mutants | killed | survived | kill rate | did not compile (discarded) |`, "| --- | --- | --- | --- | --- | --- |"];
+  return [...header, ...rows.map((r) => row(r.name, r)), row("**total**", total)];
 }
 
 function survivorTable(summary: Summary): string[] {
@@ -108,9 +109,13 @@ export function docsSection(summary: Summary): string {
       `${Math.round(timing.wallPerMutantMs / 1000)} s of wall time per mutant with ${summary.jobs} running at once.`,
     ...(summary.complete ? [] : ["", `Partial: this run stopped after ${summary.total} of the ${summary.requested} mutants drawn.`]),
     "",
-    ...tallyTable(summary.files, total),
+    ...tallyTable("file", summary.files, total),
     "",
-    "Survivors (mark one equivalent in bench/mutants-equivalent.json with a line of why, or add a test that kills it):",
+    ...tallyTable("operator", summary.operators, total),
+    "",
+    "Survivors: each gets a test that kills it, or an entry in bench/mutants-equivalent.json saying why it is equivalent",
+    '(`{ "file", "original", "mutated", "reason" }`, the texts as in bench/results/mutants.json); `npm run bench:mutants -- --report`',
+    "then rewrites this section and the JSON from the last run without running anything.",
     "",
     ...survivorTable(summary),
     "",
