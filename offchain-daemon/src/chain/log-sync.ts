@@ -2,6 +2,7 @@ import type { Address, Hex, Log } from "viem";
 import { pad } from "viem";
 import type { Logger } from "pino";
 import type { Store } from "../store/store.ts";
+import type { BlockRef } from "./blocks.ts";
 import type { PublicClient } from "./clients.ts";
 
 export type LogSyncParameters = {
@@ -107,8 +108,9 @@ export function createLogSync(parameters: LogSyncParameters) {
       const logs = await getLogs(from, to);
       const hash = await blockHash(to);
       if (hash === undefined) break; // the head moved back under us; the next round finds the reorg
-      const vmIds = [...new Set(logs.filter((log) => !log.removed).map((log) => BigInt(log.topics[1]!)))];
-      for (const vmId of vmIds) store.upsertVm(vmId, to);
+      const sightings = firstSightings(logs);
+      for (const [vmId, seenAt] of sightings) store.upsertVm(vmId, seenAt);
+      const vmIds = [...sightings.keys()];
       // The checkpoint moves only after the VMs are recorded: a crash here re-reads the range, never skips it.
       store.putBlockHash(to, hash);
       store.setCheckpoint({ blockNumber: to, blockHash: hash });
@@ -125,3 +127,14 @@ export function createLogSync(parameters: LogSyncParameters) {
 }
 
 export type LogSync = ReturnType<typeof createLogSync>;
+
+/** For each VM the logs name, the first block (logs come in chain order) that named it. */
+function firstSightings(logs: Log[]): Map<bigint, BlockRef> {
+  const sightings = new Map<bigint, BlockRef>();
+  for (const log of logs) {
+    const vmId = BigInt(log.topics[1]!);
+    if (log.removed || sightings.has(vmId)) continue;
+    sightings.set(vmId, { blockNumber: BigInt(log.blockNumber!), blockHash: log.blockHash! });
+  }
+  return sightings;
+}

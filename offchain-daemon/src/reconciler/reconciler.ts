@@ -5,6 +5,7 @@ import type { ContentStore } from "../ipfs/types.ts";
 import type { Store } from "../store/store.ts";
 import type { PublicClient } from "../chain/clients.ts";
 import type { ReportSender } from "../chain/sender.ts";
+import { blockStanding } from "../chain/blocks.ts";
 import { isTerminal, readVm, type ChainVm, type VmStateName } from "../chain/vm-registry.ts";
 import { fetchManifest, manifestCidFromDigest } from "../manifest/fetch.ts";
 import { FailureReason, failureReasonName } from "../failure-reasons.ts";
@@ -122,6 +123,26 @@ export function createReconciler(parameters: ReconcilerParameters) {
     }
   }
 
+  /**
+   * The RPC does not show `vmId` as ours. Only our own logs name a VM here, so
+   * either a reorg undid the block that named it, or the node answering lags
+   * the one that served the log. The VM is destroyed and forgotten only once
+   * that block is known to have left the chain; otherwise the pass fails and
+   * is retried.
+   */
+  async function forgetIfReorgedAway(vmId: bigint): Promise<void> {
+    const sighting = store.getVmSighting(vmId);
+    const standing = sighting === undefined ? "unrecorded" : await blockStanding(client, sighting);
+    if (standing !== "gone") {
+      const where = sighting === undefined ? "no block is recorded for it" : `block ${sighting.blockNumber} that named it is ${standing}`;
+      throw new Error(`VM ${vmId} is not this provider's at the RPC's latest block, but ${where}; the RPC may lag, retrying`);
+    }
+    logger.warn({ msg: "the block that named this VM was reorged out; removing it", vm_id: String(vmId), block: String(sighting!.blockNumber) });
+    await driver.destroy(vmId);
+    store.markVmDone(vmId);
+    observations.delete(vmId);
+  }
+
   async function pass(vmId: bigint): Promise<void> {
     const started = performance.now();
     let lastStep: Step["kind"] = "none";
@@ -131,11 +152,7 @@ export function createReconciler(parameters: ReconcilerParameters) {
       for (let i = 0; i < MAX_STEPS_PER_PASS; i++) {
         vm = await readVm(client, vmRegistry, vmId);
         if (vm === undefined || vm.provider.toLowerCase() !== provider.toLowerCase()) {
-          // Only our own logs name a VM here, so a VM that is gone or not ours was undone by a reorg.
-          logger.warn({ msg: "VM no longer exists for this provider on-chain; removing it", vm_id: String(vmId) });
-          await driver.destroy(vmId);
-          store.markVmDone(vmId);
-          observations.delete(vmId);
+          await forgetIfReorgedAway(vmId);
           return;
         }
         status = await driver.status(vmId);
@@ -201,9 +218,10 @@ export function createReconciler(parameters: ReconcilerParameters) {
     const active = new Set(store.listActiveVms());
     for (const vmId of await driver.list()) {
       if (active.has(vmId)) continue;
-      const vm = await readVm(client, vmRegistry, vmId).catch(() => undefined);
+      const head = await client.getBlock();
+      const vm = await readVm(client, vmRegistry, vmId, head.number).catch(() => undefined);
       if (vm && vm.provider.toLowerCase() === provider.toLowerCase() && !isTerminal(vm.state)) {
-        store.upsertVm(vmId, 0n);
+        store.upsertVm(vmId, { blockNumber: head.number, blockHash: head.hash });
         continue;
       }
       logger.warn({ msg: "destroying orphaned workload", vm_id: String(vmId) });

@@ -9,6 +9,7 @@ import { Store, StoreError } from "./store.ts";
 const hashA = `0x${"a".repeat(64)}` as const;
 const hashB = `0x${"b".repeat(64)}` as const;
 const maxUint256 = (1n << 256n) - 1n;
+const at = (blockNumber: bigint) => ({ blockNumber, blockHash: hashA });
 
 const root = mkdtempSync(join(tmpdir(), "novacron-store-"));
 let file: string;
@@ -34,7 +35,7 @@ describe("Store.open", () => {
     const db = new DatabaseSync(file);
     try {
       assert.equal(db.prepare("PRAGMA journal_mode").get()?.["journal_mode"], "wal");
-      assert.equal(db.prepare("PRAGMA user_version").get()?.["user_version"], 1);
+      assert.equal(db.prepare("PRAGMA user_version").get()?.["user_version"], 2);
     } finally {
       db.close();
     }
@@ -47,7 +48,7 @@ describe("Store.open", () => {
     db.close();
     assert.throws(() => (store = Store.open(file)), {
       name: "StoreError",
-      message: `the store at ${file} has schema version 99, this daemon knows up to 1; run a newer daemon or use another dataDir`,
+      message: `the store at ${file} has schema version 99, this daemon knows up to 2; run a newer daemon or use another dataDir`,
     });
     store = Store.open(join(root, `case-${counter++}`, "daemon.sqlite"));
   });
@@ -101,15 +102,15 @@ describe("block hashes", () => {
 
 describe("VMs", () => {
   it("lists active VMs in numeric order, uint256 ids included", () => {
-    for (const id of [100n, 2n, maxUint256, 10n]) store.upsertVm(id, 5n);
+    for (const id of [100n, 2n, maxUint256, 10n]) store.upsertVm(id, at(5n));
     assert.deepEqual(reopen().listActiveVms(), [2n, 10n, 100n, maxUint256]);
     assert.ok(store.hasVm(maxUint256));
     assert.ok(!store.hasVm(3n));
   });
 
   it("drops a done VM from the active list but still knows it", () => {
-    store.upsertVm(1n, 5n);
-    store.upsertVm(2n, 6n);
+    store.upsertVm(1n, at(5n));
+    store.upsertVm(2n, at(6n));
     store.markVmDone(1n);
     assert.deepEqual(store.listActiveVms(), [2n]);
     assert.ok(store.hasVm(1n));
@@ -120,14 +121,23 @@ describe("VMs", () => {
   });
 
   it("reactivates a done VM seen again (a reorg can undo its termination)", () => {
-    store.upsertVm(1n, 5n);
+    store.upsertVm(1n, at(5n));
     store.markVmDone(1n);
-    store.upsertVm(1n, 4n);
+    store.upsertVm(1n, at(4n));
     assert.deepEqual(store.listActiveVms(), [1n]);
   });
 
+  it("keeps the earliest block that named a VM as its sighting", () => {
+    assert.equal(store.getVmSighting(1n), undefined);
+    store.upsertVm(1n, { blockNumber: 7n, blockHash: hashB });
+    store.upsertVm(1n, { blockNumber: 9n, blockHash: hashA });
+    assert.deepEqual(store.getVmSighting(1n), { blockNumber: 7n, blockHash: hashB });
+    store.upsertVm(1n, { blockNumber: 5n, blockHash: hashA });
+    assert.deepEqual(reopen().getVmSighting(1n), { blockNumber: 5n, blockHash: hashA });
+  });
+
   it("rejects ids outside uint256", () => {
-    assert.throws(() => store.upsertVm(-1n, 0n), { name: "StoreError", message: "VM id -1 is not a uint256" });
+    assert.throws(() => store.upsertVm(-1n, at(0n)), { name: "StoreError", message: "VM id -1 is not a uint256" });
     assert.throws(() => store.hasVm(maxUint256 + 1n), { name: "StoreError" });
   });
 });
@@ -135,7 +145,7 @@ describe("VMs", () => {
 describe("transaction", () => {
   it("commits every write together", () => {
     store.transaction(() => {
-      store.upsertVm(1n, 9n);
+      store.upsertVm(1n, at(9n));
       store.setCheckpoint({ blockNumber: 9n, blockHash: hashA });
     });
     reopen();
@@ -148,7 +158,7 @@ describe("transaction", () => {
     assert.throws(
       () =>
         store.transaction(() => {
-          store.upsertVm(1n, 9n);
+          store.upsertVm(1n, at(9n));
           store.setCheckpoint({ blockNumber: 9n, blockHash: hashB });
           throw new Error("crash before the block is done");
         }),
@@ -161,14 +171,14 @@ describe("transaction", () => {
 
   it("rolls back only a nested part that failed", () => {
     store.transaction(() => {
-      store.upsertVm(1n, 1n);
+      store.upsertVm(1n, at(1n));
       assert.throws(() =>
         store.transaction(() => {
-          store.upsertVm(2n, 1n);
+          store.upsertVm(2n, at(1n));
           throw new Error("inner");
         }),
       );
-      store.upsertVm(3n, 1n);
+      store.upsertVm(3n, at(1n));
     });
     assert.deepEqual(reopen().listActiveVms(), [1n, 3n]);
   });
@@ -177,7 +187,7 @@ describe("transaction", () => {
     assert.throws(
       () =>
         store.transaction(async () => {
-          store.upsertVm(1n, 1n);
+          store.upsertVm(1n, at(1n));
           await Promise.resolve();
         }),
       { name: "StoreError", message: "Store.transaction takes a synchronous function; move the await outside the transaction" },

@@ -3,6 +3,7 @@ import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import type { StatementSync } from "node:sqlite";
 import type { Hex } from "viem";
+import type { BlockRef } from "../chain/blocks.ts";
 
 export interface Checkpoint {
   /** Last block whose logs are fully applied. */
@@ -66,6 +67,12 @@ const migrations = [
   );
   -- Two open intents for the same report would mean two transactions for it.
   CREATE UNIQUE INDEX intents_one_open ON intents (vm_id, action) WHERE outcome IS NULL;
+  `,
+  `
+  -- The hash of first_seen_block: a VM is forgotten only once that block has left the chain.
+  -- Version 1 recorded the end block of the log's chunk, whose hash the blocks table may still hold.
+  ALTER TABLE vms ADD COLUMN first_seen_hash TEXT;
+  UPDATE vms SET first_seen_hash = (SELECT hash FROM blocks WHERE blocks.number = vms.first_seen_block);
   `,
 ];
 
@@ -221,18 +228,30 @@ export class Store {
   }
 
   /**
-   * Records that a log for this VM was seen at `seenAtBlock`. A VM marked done
-   * becomes active again: a reorg can undo its termination, and a VM that is
-   * still terminal costs one more reconcile pass before it is done again.
+   * Records that a log for this VM was seen in block `seenAt`; the earliest
+   * such block is kept as the VM's first sighting. A VM marked done becomes
+   * active again: a reorg can undo its termination, and a VM that is still
+   * terminal costs one more reconcile pass before it is done again.
    */
-  upsertVm(vmId: bigint, seenAtBlock: bigint): void {
+  upsertVm(vmId: bigint, seenAt: BlockRef): void {
     this.#statement(
-      `INSERT INTO vms (vm_id, first_seen_block, last_seen_block, done) VALUES (?1, ?2, ?2, 0)
+      `INSERT INTO vms (vm_id, first_seen_block, first_seen_hash, last_seen_block, done) VALUES (?1, ?2, ?3, ?2, 0)
        ON CONFLICT (vm_id) DO UPDATE SET
+         first_seen_hash = CASE WHEN first_seen_block IS NULL OR excluded.first_seen_block < first_seen_block
+                           THEN excluded.first_seen_hash ELSE first_seen_hash END,
          first_seen_block = coalesce(min(first_seen_block, excluded.first_seen_block), excluded.first_seen_block),
          last_seen_block = max(coalesce(last_seen_block, excluded.last_seen_block), excluded.last_seen_block),
          done = 0`,
-    ).run(vmKey(vmId), blockKey(seenAtBlock));
+    ).run(vmKey(vmId), blockKey(seenAt.blockNumber), hash32Hex("block hash", seenAt.blockHash));
+  }
+
+  /** The first block a log named this VM in, when its hash is known. */
+  getVmSighting(vmId: bigint): BlockRef | undefined {
+    const statement = this.#statement("SELECT first_seen_block, first_seen_hash FROM vms WHERE vm_id = ?");
+    statement.setReadBigInts(true);
+    const row = statement.get(vmKey(vmId));
+    if (row === undefined || row["first_seen_block"] === null || row["first_seen_hash"] === null) return undefined;
+    return { blockNumber: row["first_seen_block"] as bigint, blockHash: row["first_seen_hash"] as Hex };
   }
 
   /** VMs not yet done, in ascending id order. */

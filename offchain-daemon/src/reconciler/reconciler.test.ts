@@ -1,0 +1,47 @@
+// The reconciler against a real Hardhat node, reached through a transport that can lag or fail
+// the way real RPC backends do.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseUnits } from "viem";
+import { createDaemonParts } from "../testing/daemon-parts.ts";
+import { faultyTransport, lagCallsTo } from "../testing/faulty-transport.ts";
+import { startTestStack, type TestStack } from "../testing/stack.ts";
+
+const hello = JSON.parse(readFileSync(new URL("../../../examples/hello.json", import.meta.url), "utf8"));
+const deposit = parseUnits("100", 18);
+
+describe("reconciler", () => {
+  let stack: TestStack;
+
+  before(async () => {
+    stack = await startTestStack("reconciler");
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  test("issue 11 case 1: a VM the RPC's getVm does not know yet (a lagging backend) is kept, not destroyed and forgotten", async (t) => {
+    const rpc = faultyTransport(stack.rpcUrl);
+    const parts = await createDaemonParts(stack, mkdtempSync(join(stack.dir, "case1-")), { transport: rpc.transport });
+    t.after(() => parts.close());
+    const before = await stack.publicClient.getBlockNumber();
+    const vmId = await stack.requestVm(await stack.publish(hello), hello.resources, deposit);
+    await parts.sync.syncOnce();
+    assert.deepEqual(parts.store.listActiveVms(), [vmId]);
+
+    // The backend answering eth_call is still at the block before the request.
+    rpc.setFault(lagCallsTo(before));
+    await parts.reconciler.reconcile(vmId);
+    assert.deepEqual(parts.store.listActiveVms(), [vmId], "the VM is still tracked");
+    assert.match(parts.reconciler.snapshot().find((vm) => vm.vmId === vmId)?.lastError ?? "", /may lag/);
+
+    // Once the backend catches up, the VM is served as usual.
+    rpc.setFault(undefined);
+    await parts.reconciler.reconcile(vmId);
+    assert.equal((await stack.vm(vmId)).state, "Running");
+    assert.equal((await parts.driver.status(vmId)).state, "running");
+    await stack.tenantCall("terminateVm", vmId);
+  });
+});
