@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import pino from "pino";
 import { parseUnits } from "viem";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { loadConfig } from "./config.ts";
 import { FailureReason } from "./failure-reasons.ts";
 import { destroyAllWorkloads } from "./drivers/process.ts";
@@ -188,5 +189,17 @@ describe("provider daemon", () => {
     await assert.rejects(stack.vm(vmId), /does not exist/);
     await until("the orphaned workload to be destroyed", async () => !alive(running.driver.pid!) || undefined);
     await until("the daemon to forget the VM", async () => ((await apiVm(service, vmId)) === undefined ? true : undefined));
+  });
+
+  // Last: it takes the operator role away from the daemon's key.
+  test("issue 11 case 7: a report reverted because the operator key was rotated halts reporting and fails /healthz", async () => {
+    await stack.setOperator(privateKeyToAccount(generatePrivateKey()).address);
+    const vmId = await stack.requestVm(await stack.publish(hello), hello.resources, deposit);
+    const health = await until("/healthz to fail", async () => {
+      const response = await fetch(`${service.apiUrl}/healthz`);
+      return response.status === 503 ? ((await response.json()) as { detail: { reporting_halted?: string } }) : undefined;
+    });
+    assert.match(health.detail.reporting_halted ?? "", /is no longer the operator of VM \d+'s provider/);
+    assert.equal((await stack.vm(vmId)).state, "Requested");
   });
 });

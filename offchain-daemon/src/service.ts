@@ -15,7 +15,7 @@ import type { ContentStore } from "./ipfs/types.ts";
 import { createMetrics } from "./api/metrics.ts";
 import { startApiServer } from "./api/server.ts";
 import { createReconciler } from "./reconciler/reconciler.ts";
-import { Store } from "./store/store.ts";
+import { Store, StoreError, type StoreBinding } from "./store/store.ts";
 
 /** The daemon cannot serve with this configuration; the message says what to change. */
 export class ServiceStartError extends Error {
@@ -67,6 +67,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     closers.push(() => driver.close());
 
     const chainId = await rpcChainId(config);
+    bindStore(store, { chainId, vmRegistry: config.contracts.vmRegistry, provider: config.provider });
     const clients = createChainClients({ rpcUrl: config.rpcUrl, chainId, operatorKey: config.operatorKey, pollingInterval: config.pollIntervalMs });
     await checkOperator(config, clients);
 
@@ -128,8 +129,9 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       status: () => ({ provider: config.provider, operator: clients.account.address, vms: reconciler.snapshot() }),
       health: () => {
         const lagMs = Date.now() - lastSyncAt;
-        const ok = lagMs < Math.max(10 * config.pollIntervalMs, 15_000);
-        return { ok, detail: { last_sync_ms_ago: lagMs } };
+        const halted = sender.fault();
+        const ok = lagMs < Math.max(10 * config.pollIntervalMs, 15_000) && halted === undefined;
+        return { ok, detail: { last_sync_ms_ago: lagMs, reporting_halted: halted } };
       },
     });
     closers.push(() => api.close());
@@ -169,6 +171,15 @@ async function rpcChainId(config: Config): Promise<number> {
     throw new ServiceStartError(`the RPC at ${config.rpcUrl} serves chain ${chainId}, but the config says chainId ${config.chainId}.`);
   }
   return chainId;
+}
+
+function bindStore(store: Store, binding: StoreBinding): void {
+  try {
+    store.bind(binding);
+  } catch (error) {
+    if (error instanceof StoreError) throw new ServiceStartError(error.message);
+    throw error;
+  }
 }
 
 async function checkOperator(config: Config, { publicClient, account }: ReturnType<typeof createChainClients>): Promise<void> {

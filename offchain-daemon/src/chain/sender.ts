@@ -8,6 +8,21 @@ import type { ChainClients } from "./clients.ts";
 export type ReportAction = "reportProvisioning" | "reportRunning" | "reportFailed";
 export type ReportOutcome = "mined" | "reverted" | "skipped";
 
+/**
+ * The chain refuses this daemon's reports for a reason that no retry fixes:
+ * its key is not the provider's operator any more, or the RPC serves another
+ * chain. Reporting stops until an operator restarts the daemon with the right
+ * key or RPC; `/healthz` shows why.
+ */
+export class ReportingHaltedError extends Error {
+  override readonly name = "ReportingHaltedError";
+}
+
+/** The VM moved on (the tenant stopped it, another report landed first): the report is not needed any more. */
+const SUPERSEDED_ERRORS = new Set(["VmRegistryUnexpectedState"]);
+/** The key is not the operator of the VM's provider: every later report would revert too. */
+const OPERATOR_ERRORS = new Set(["VmRegistryNotOperator", "VmRegistryNotAnOperator"]);
+
 export type ReportSenderParameters = ChainClients & {
   store: Store;
   vmRegistry: Address;
@@ -28,6 +43,20 @@ export function createReportSender(parameters: ReportSenderParameters) {
   const { publicClient, walletClient, account, store, vmRegistry, logger } = parameters;
   const receiptTimeoutMs = parameters.receiptTimeoutMs ?? 60_000;
   let queue: Promise<unknown> = Promise.resolve();
+  let halted: ReportingHaltedError | undefined;
+
+  function halt(message: string): never {
+    halted = new ReportingHaltedError(message);
+    logger.error({ msg: "reporting halted", error: message });
+    throw halted;
+  }
+
+  /** Signing for one chain and sending to another would only ever fail; checked before each report. */
+  async function checkChain(): Promise<void> {
+    const served = await publicClient.getChainId();
+    const signedFor = walletClient.chain.id;
+    if (served !== signedFor) halt(`the RPC now serves chain ${served}, but reports are signed for chain ${signedFor}; fix rpcUrl and restart`);
+  }
 
   async function awaitReceipt(intentId: number, hash: Hash): Promise<ReportOutcome> {
     const receipt = await publicClient.waitForTransactionReceipt({ hash, timeout: receiptTimeoutMs });
@@ -37,10 +66,12 @@ export function createReportSender(parameters: ReportSenderParameters) {
   }
 
   async function sendNow(vmId: bigint, action: ReportAction, reason: number): Promise<ReportOutcome> {
+    if (halted) throw halted;
     const open = store.openIntentFor(vmId, action);
     if (open?.txHash) return awaitReceipt(open.id, open.txHash as Hash);
     const intentId = open?.id ?? store.addIntent({ vmId, action, args: JSON.stringify({ reason }) });
     const args = action === "reportFailed" ? ([vmId, reason] as const) : ([vmId] as const);
+    await checkChain();
     let request;
     try {
       ({ request } = await publicClient.simulateContract({
@@ -52,12 +83,21 @@ export function createReportSender(parameters: ReportSenderParameters) {
       }));
     } catch (error) {
       const revert = error instanceof BaseError ? error.walk((e) => e instanceof ContractFunctionRevertedError) : null;
-      if (revert instanceof ContractFunctionRevertedError) {
+      const data = revert instanceof ContractFunctionRevertedError ? revert.data : undefined;
+      const errorName = data?.errorName;
+      if (errorName !== undefined && SUPERSEDED_ERRORS.has(errorName)) {
         store.finishIntent(intentId, "superseded");
-        logger.info({ msg: "report no longer accepted by the chain; skipped", vm_id: String(vmId), action, error: revert.data?.errorName });
+        logger.info({ msg: "report no longer accepted by the chain; skipped", vm_id: String(vmId), action, error: errorName });
         return "skipped";
       }
-      throw error; // RPC trouble: the intent stays open and the next pass retries it
+      if (errorName !== undefined && OPERATOR_ERRORS.has(errorName)) {
+        store.finishIntent(intentId, "dropped");
+        const registered = errorName === "VmRegistryNotOperator" ? ` (registered operator: ${String(data?.args?.[2])})` : "";
+        halt(`the operator key ${account.address} is no longer the operator of VM ${vmId}'s provider${registered}; restart with the registered operator key`);
+      }
+      // Any other revert is a bug or a chain rule the daemon does not know, and RPC trouble is weather:
+      // the intent stays open, the pass fails where /vms shows it, and the next pass tries again.
+      throw error;
     }
     const hash = await walletClient.writeContract(request);
     store.setIntentTx(intentId, hash);
@@ -100,7 +140,12 @@ export function createReportSender(parameters: ReportSenderParameters) {
     }
   }
 
-  return { send, recover };
+  /** Why reporting stopped, or `undefined` while it works. */
+  function fault(): string | undefined {
+    return halted?.message;
+  }
+
+  return { send, recover, fault };
 }
 
 export type ReportSender = ReturnType<typeof createReportSender>;

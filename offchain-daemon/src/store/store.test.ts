@@ -35,7 +35,7 @@ describe("Store.open", () => {
     const db = new DatabaseSync(file);
     try {
       assert.equal(db.prepare("PRAGMA journal_mode").get()?.["journal_mode"], "wal");
-      assert.equal(db.prepare("PRAGMA user_version").get()?.["user_version"], 2);
+      assert.equal(db.prepare("PRAGMA user_version").get()?.["user_version"], 3);
     } finally {
       db.close();
     }
@@ -48,7 +48,7 @@ describe("Store.open", () => {
     db.close();
     assert.throws(() => (store = Store.open(file)), {
       name: "StoreError",
-      message: `the store at ${file} has schema version 99, this daemon knows up to 2; run a newer daemon or use another dataDir`,
+      message: `the store at ${file} has schema version 99, this daemon knows up to 3; run a newer daemon or use another dataDir`,
     });
     store = Store.open(join(root, `case-${counter++}`, "daemon.sqlite"));
   });
@@ -61,6 +61,21 @@ describe("Store.open", () => {
       assert.match(error.message, /^cannot open the store at .*not-a-db\.sqlite: file is not a database/);
       return true;
     });
+  });
+});
+
+describe("binding", () => {
+  const binding = { chainId: 31337, vmRegistry: "0x5FbDB2315678afecb367f032d93F642f64180aa3", provider: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8" } as const;
+
+  it("issue 11 case 7: binds a store to its chain id, registry and provider, and refuses others", () => {
+    store.bind(binding);
+    reopen().bind(binding);
+    assert.throws(() => store.bind({ ...binding, chainId: 1 }), {
+      name: "StoreError",
+      message: "this store belongs to chain_id 31337, not 1; use another dataDir for another chain, registry or provider",
+    });
+    assert.throws(() => store.bind({ ...binding, vmRegistry: "0x0000000000000000000000000000000000000001" }), /belongs to vm_registry 0x5fbdb2315678afecb367f032d93f642f64180aa3/);
+    assert.throws(() => store.bind({ ...binding, provider: "0x0000000000000000000000000000000000000002" }), /belongs to provider 0x70997970c51812dc3a010c7d01b50e0d17dc79c8/);
   });
 });
 

@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import type { StatementSync } from "node:sqlite";
-import type { Hex } from "viem";
+import type { Address, Hex } from "viem";
 import type { BlockRef } from "../chain/blocks.ts";
 
 export interface Checkpoint {
@@ -74,7 +74,23 @@ const migrations = [
   ALTER TABLE vms ADD COLUMN first_seen_hash TEXT;
   UPDATE vms SET first_seen_hash = (SELECT hash FROM blocks WHERE blocks.number = vms.first_seen_block);
   `,
+  `
+  -- What this file's checkpoint, blocks and VMs are about; set once, then checked on every start.
+  CREATE TABLE binding (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    chain_id INTEGER NOT NULL,
+    vm_registry TEXT NOT NULL,
+    provider TEXT NOT NULL
+  );
+  `,
 ];
+
+/** The chain, registry and provider a store's contents belong to. */
+export interface StoreBinding {
+  chainId: number;
+  vmRegistry: Address;
+  provider: Address;
+}
 
 const maxUint256 = (1n << 256n) - 1n;
 const hash32 = /^0x[0-9a-fA-F]{64}$/;
@@ -189,6 +205,25 @@ export class Store {
       this.#statements.set(sql, statement);
     }
     return statement;
+  }
+
+  /**
+   * Binds a new store to `binding`, or checks that an existing one was bound to it:
+   * a checkpoint or a VM list from another chain, registry or provider is meaningless here.
+   * @throws {StoreError} when the store belongs to another chain, registry or provider.
+   */
+  bind(binding: StoreBinding): void {
+    const wanted = { chain_id: binding.chainId, vm_registry: binding.vmRegistry.toLowerCase(), provider: binding.provider.toLowerCase() };
+    const row = this.#statement("SELECT chain_id, vm_registry, provider FROM binding WHERE id = 1").get();
+    if (row === undefined) {
+      this.#statement("INSERT INTO binding (id, chain_id, vm_registry, provider) VALUES (1, ?, ?, ?)").run(wanted.chain_id, wanted.vm_registry, wanted.provider);
+      return;
+    }
+    for (const [field, value] of Object.entries(wanted)) {
+      if (row[field] !== value) {
+        throw new StoreError(`this store belongs to ${field} ${String(row[field])}, not ${value}; use another dataDir for another chain, registry or provider`);
+      }
+    }
   }
 
   getCheckpoint(): Checkpoint | undefined {

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createPublicClient, createWalletClient, http, type Address, type Hex } from "viem";
 import { hardhat } from "viem/chains";
-import { creditTokenAbi, vmRegistryAbi } from "../chain/abi.generated.ts";
+import { creditTokenAbi, providerRegistryAbi, vmRegistryAbi } from "../chain/abi.generated.ts";
 import { readVm, type ChainVm, type VmStateName } from "../chain/vm-registry.ts";
 import { createEmbeddedStore } from "../ipfs/embedded.ts";
 import { createKuboStore } from "../ipfs/kubo.ts";
@@ -53,7 +53,7 @@ export async function startTestStack(name: string) {
     const tenantWallet = createWalletClient({ account: tenant, transport, chain: viemChain });
     const providerWallet = createWalletClient({ account: deployment.accounts.providerOwner, transport, chain: viemChain });
     const operatorWallet = createWalletClient({ account: deployment.accounts.providerOperator, transport, chain: viemChain });
-    const { vmRegistry, creditToken } = deployment.contracts;
+    const { vmRegistry, creditToken, providerRegistry } = deployment.contracts;
 
     async function send(wallet: typeof tenantWallet, request: Parameters<typeof tenantWallet.writeContract>[0]) {
       const hash = await wallet.writeContract(request);
@@ -123,6 +123,11 @@ export async function startTestStack(name: string) {
 
       async tenantCall(functionName: "stopVm" | "startVm" | "terminateVm", vmId: bigint) {
         return send(tenantWallet, { address: vmRegistry, abi: vmRegistryAbi, functionName, args: [vmId] } as never);
+      },
+
+      /** The demo provider's owner hands the operator role to `operator`. */
+      async setOperator(operator: Address) {
+        return send(providerWallet, { address: providerRegistry, abi: providerRegistryAbi, functionName: "setOperator", args: [operator] } as never);
       },
 
       async providerWithdraw() {
