@@ -16,7 +16,7 @@ export type LogSyncParameters = {
   startBlock: bigint;
   /** Blocks a log must be buried under before it is processed. 0 = the head itself. */
   confirmations: number;
-  /** Largest block range asked of `eth_getLogs` at once; halved when the RPC refuses. */
+  /** Largest block range asked of `eth_getLogs` at once; halved when the RPC refuses, doubled again when it answers. */
   chunkBlocks: number;
   logger: Logger;
   /** Called with the VMs that newly confirmed logs touched, and after a reorg with every active VM. */
@@ -39,7 +39,8 @@ const HASH_HISTORY = 512n;
 export function createLogSync(parameters: LogSyncParameters) {
   const { client, store, vmRegistry, provider, startBlock, confirmations, logger, onVms } = parameters;
   const providerTopic = pad(provider.toLowerCase() as Hex, { size: 32 });
-  let chunk = BigInt(parameters.chunkBlocks);
+  const maxChunk = BigInt(parameters.chunkBlocks);
+  let chunk = maxChunk;
 
   async function blockHash(blockNumber: bigint): Promise<Hex | undefined> {
     try {
@@ -62,8 +63,9 @@ export function createLogSync(parameters: LogSyncParameters) {
   }
 
   async function getLogs(fromBlock: bigint, toBlock: bigint): Promise<Log[]> {
+    let logs: Log[];
     try {
-      return (await client.request({
+      logs = (await client.request({
         method: "eth_getLogs",
         params: [
           {
@@ -82,6 +84,9 @@ export function createLogSync(parameters: LogSyncParameters) {
       const middle = fromBlock + (toBlock - fromBlock) / 2n;
       return [...(await getLogs(fromBlock, middle)), ...(await getLogs(middle + 1n, toBlock))];
     }
+    // A refusal may have been an outage rather than a limit: every success doubles the range again, up to the configured one.
+    chunk = chunk * 2n < maxChunk ? chunk * 2n : maxChunk;
+    return logs;
   }
 
   /** Reads everything confirmed since the checkpoint. Returns the new checkpoint block. */
