@@ -2,7 +2,7 @@ import type { Address, Hex, Log } from "viem";
 import { pad } from "viem";
 import type { Logger } from "pino";
 import type { Store } from "../store/store.ts";
-import type { BlockRef } from "./blocks.ts";
+import { canonicalHash, type BlockRef } from "./blocks.ts";
 import type { PublicClient } from "./clients.ts";
 
 export type LogSyncParameters = {
@@ -25,16 +25,21 @@ export type LogSyncParameters = {
   onReorg?: (from: bigint, to: bigint) => void;
 };
 
-/** How many stored block hashes to keep for finding a reorg's common ancestor. */
-const HASH_HISTORY = 512n;
+/**
+ * Blocks deeper than this under the head are final: their hashes are no longer
+ * kept, and a reorg deeper than this is an error (logged, then a rescan from
+ * the start block).
+ */
+const FINALITY_DEPTH = 512n;
 
 /**
  * Follows VmRegistry logs for one provider from a persisted checkpoint:
- * historical backfill in chunks, then the same step at the head. A reorg is
- * found when the checkpoint block's hash no longer matches the chain; the sync
- * rewinds to the newest stored block that still matches and re-reads from
- * there. Logs only say *which* VMs to look at: the reconciler always reads
- * current state, so re-reading a range is harmless.
+ * historical backfill in chunks, then the same step at the head. The hash of
+ * every block that can still be reorged is kept; a reorg is found when the
+ * checkpoint's hash no longer matches the chain, and the sync rewinds to the
+ * newest stored block that still matches and re-reads from there. An RPC
+ * failure is never taken for a reorg. Logs only say *which* VMs to look at:
+ * the reconciler always reads current state, so re-reading a range is harmless.
  */
 export function createLogSync(parameters: LogSyncParameters) {
   const { client, store, vmRegistry, provider, startBlock, confirmations, logger, onVms } = parameters;
@@ -42,21 +47,13 @@ export function createLogSync(parameters: LogSyncParameters) {
   const maxChunk = BigInt(parameters.chunkBlocks);
   let chunk = maxChunk;
 
-  async function blockHash(blockNumber: bigint): Promise<Hex | undefined> {
-    try {
-      return (await client.getBlock({ blockNumber })).hash ?? undefined;
-    } catch {
-      return undefined; // the block is gone: the chain is now shorter than our checkpoint
-    }
-  }
-
   /** Returns the block to resume after: the newest stored block still on the canonical chain. */
   async function rewind(from: bigint): Promise<bigint | undefined> {
-    const floor = from > HASH_HISTORY ? from - HASH_HISTORY : 0n;
+    const floor = from > FINALITY_DEPTH ? from - FINALITY_DEPTH : 0n;
     for (let n = from - 1n; n >= floor && n >= startBlock; n--) {
       const stored = store.getBlockHash(n);
       if (stored === undefined) continue;
-      if ((await blockHash(n)) === stored) return n;
+      if ((await canonicalHash(client, n)) === stored) return n;
     }
     logger.error({ msg: "reorg deeper than the stored hash history; rescanning from the start block", from: String(from) });
     return undefined;
@@ -89,13 +86,27 @@ export function createLogSync(parameters: LogSyncParameters) {
     return logs;
   }
 
+  /** Reads the logs of [from, to] together with the hashes of its blocks that can still be reorged (and always `to`'s). */
+  async function readRange(from: bigint, to: bigint, head: bigint): Promise<{ logs: Log[]; blocks: BlockRef[] }> {
+    const unfinal = head - FINALITY_DEPTH + 1n > from ? head - FINALITY_DEPTH + 1n : from;
+    const headers = new Map<bigint, { hash: Hex; parentHash: Hex }>();
+    for (let n = unfinal < to ? unfinal : to; n <= to; n++) {
+      const block = await client.getBlock({ blockNumber: n });
+      headers.set(n, { hash: block.hash, parentHash: block.parentHash });
+    }
+    const logs = await getLogs(from, to);
+    return { logs, blocks: [...headers].map(([blockNumber, { hash }]) => ({ blockNumber, blockHash: hash })) };
+  }
+
   /** Reads everything confirmed since the checkpoint. Returns the new checkpoint block. */
   async function syncOnce(): Promise<bigint> {
     const head = await client.getBlockNumber({ cacheTime: 0 });
     const safe = head - BigInt(confirmations);
     let checkpoint = store.getCheckpoint();
 
-    if (checkpoint && (await blockHash(checkpoint.blockNumber)) !== checkpoint.blockHash) {
+    // `undefined`: the chain (or this backend) is shorter than the checkpoint for now; nothing to read yet.
+    const current = checkpoint && (await canonicalHash(client, checkpoint.blockNumber));
+    if (checkpoint && current !== undefined && current !== checkpoint.blockHash) {
       const ancestor = await rewind(checkpoint.blockNumber);
       const resumeAfter = ancestor ?? startBlock - 1n;
       parameters.onReorg?.(checkpoint.blockNumber, resumeAfter);
@@ -110,22 +121,22 @@ export function createLogSync(parameters: LogSyncParameters) {
     let from = checkpoint ? checkpoint.blockNumber + 1n : startBlock;
     while (from <= safe) {
       const to = from + chunk - 1n < safe ? from + chunk - 1n : safe;
-      const logs = await getLogs(from, to);
-      const hash = await blockHash(to);
-      if (hash === undefined) break; // the head moved back under us; the next round finds the reorg
-      const sightings = firstSightings(logs);
-      for (const [vmId, seenAt] of sightings) store.upsertVm(vmId, seenAt);
-      const vmIds = [...sightings.keys()];
-      // The checkpoint moves only after the VMs are recorded: a crash here re-reads the range, never skips it.
-      store.putBlockHash(to, hash);
-      store.setCheckpoint({ blockNumber: to, blockHash: hash });
-      if (to > HASH_HISTORY) store.pruneBlocksBelow(to - HASH_HISTORY);
-      if (vmIds.length > 0) await onVms(vmIds, "logs");
+      const read = await readRange(from, to, head);
+      const sightings = firstSightings(read.logs);
+      const end = read.blocks.at(-1)!;
+      store.transaction(() => {
+        for (const [vmId, seenAt] of sightings) store.upsertVm(vmId, seenAt);
+        for (const block of read.blocks) store.putBlockHash(block.blockNumber, block.blockHash);
+        // The checkpoint moves with the VMs it covers: a crash re-reads the range, never skips it.
+        store.setCheckpoint(end);
+        if (head > FINALITY_DEPTH) store.pruneBlocksBelow(head - FINALITY_DEPTH);
+      });
+      if (sightings.size > 0) await onVms([...sightings.keys()], "logs");
       from = to + 1n;
     }
-    const current = store.getCheckpoint()?.blockNumber ?? startBlock - 1n;
-    parameters.onHead?.(head, current);
-    return current;
+    const currentCheckpoint = store.getCheckpoint()?.blockNumber ?? startBlock - 1n;
+    parameters.onHead?.(head, currentCheckpoint);
+    return currentCheckpoint;
   }
 
   return { syncOnce };

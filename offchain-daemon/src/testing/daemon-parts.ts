@@ -18,7 +18,7 @@ export async function createDaemonParts(
   dataDir: string,
   options: { transport: Transport; confirmations?: number; chunkBlocks?: number; operatorKey?: `0x${string}` },
 ) {
-  const logger = pino({ level: "silent" });
+  const logger = pino({ level: process.env.NOVACRON_TEST_LOG_LEVEL ?? "silent" });
   const { deployment } = stack;
   const store = Store.open(join(dataDir, "daemon.sqlite"));
   const clients = createChainClients({
@@ -43,6 +43,7 @@ export async function createDaemonParts(
     logger,
   });
   const touched: bigint[] = [];
+  const reorgs: Array<{ from: bigint; to: bigint }> = [];
   const sync = createLogSync({
     client: clients.publicClient,
     store,
@@ -53,6 +54,7 @@ export async function createDaemonParts(
     chunkBlocks: options.chunkBlocks ?? 2000,
     logger,
     onVms: async (vmIds) => void touched.push(...vmIds),
+    onReorg: (from, to) => void reorgs.push({ from, to }),
   });
   return {
     store,
@@ -63,6 +65,8 @@ export async function createDaemonParts(
     sync,
     /** VM ids the log sync handed on, in order. */
     touched,
+    /** Each reorg the log sync found: the checkpoint it left and the block it resumed after. */
+    reorgs,
     async close() {
       await reconciler.drain();
       await driver.close();

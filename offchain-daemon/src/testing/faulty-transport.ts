@@ -13,13 +13,16 @@ export function faultyTransport(rpcUrl: string) {
   let fault: Fault | undefined;
   const forward = (request: RpcRequest) => upstream.request(request as EIP1193Parameters<PublicRpcSchema>);
   return {
-    transport: custom({
-      async request(request: RpcRequest) {
-        calls.set(request.method, (calls.get(request.method) ?? 0) + 1);
-        const answer = fault?.(request, forward);
-        return answer === undefined ? forward(request) : answer;
+    transport: custom(
+      {
+        async request(request: RpcRequest) {
+          calls.set(request.method, (calls.get(request.method) ?? 0) + 1);
+          const answer = fault?.(request, forward);
+          return answer === undefined ? forward(request) : answer;
+        },
       },
-    }),
+      { retryCount: 0 }, // the daemon's own handling of a failure is what a test looks at
+    ),
     /** Installs `next` (or removes the fault with `undefined`). */
     setFault(next: Fault | undefined) {
       fault = next;

@@ -83,7 +83,17 @@ export async function startTestStack(name: string) {
 
       /** Approves and requests a VM from the demo provider as tenant #1; returns its id. */
       async requestVm(digest: Hex, resources: { vcpu: number; memoryMiB: number; diskGiB: number }, deposit: bigint): Promise<bigint> {
-        await send(tenantWallet, { address: creditToken, abi: creditTokenAbi, functionName: "approve", args: [vmRegistry, deposit] } as never);
+        await stack.approveDeposit(deposit);
+        return stack.submitRequestVm(digest, resources, deposit);
+      },
+
+      /** Tenant #1 lets VmRegistry take `deposit`. */
+      async approveDeposit(deposit: bigint) {
+        return send(tenantWallet, { address: creditToken, abi: creditTokenAbi, functionName: "approve", args: [vmRegistry, deposit] } as never);
+      },
+
+      /** Requests a VM from the demo provider as tenant #1, in one transaction (the deposit approved before); returns its id. */
+      async submitRequestVm(digest: Hex, resources: { vcpu: number; memoryMiB: number; diskGiB: number }, deposit: bigint): Promise<bigint> {
         await send(tenantWallet, {
           address: vmRegistry,
           abi: vmRegistryAbi,
