@@ -84,4 +84,32 @@ describe("log sync", () => {
     await parts.sync.syncOnce();
     assert.deepEqual(parts.reorgs, [{ from: ancestor + 1n, to: ancestor }]);
   });
+
+  test("issue 11 case 4: a reorg between eth_getLogs and reading the range's end block does not lose the new fork's logs", async (t) => {
+    const transport = faultyTransport(stack.rpcUrl);
+    const parts = await createDaemonParts(stack, mkdtempSync(join(stack.dir, "case4-")), { transport: transport.transport });
+    t.after(() => parts.close());
+    await stack.approveDeposit(deposit);
+    await parts.sync.syncOnce();
+    const digest = await stack.publish({ name: "case 4" });
+    const snapshot = await rpc("evm_snapshot");
+    await mine(3); // the old fork: three empty blocks
+
+    let vmId: bigint | undefined;
+    transport.setFault((request, forward) => {
+      if (request.method !== "eth_getLogs" || vmId !== undefined) return undefined;
+      return (async () => {
+        const logs = await forward(request); // read from the old fork
+        await rpc("evm_revert", [snapshot]);
+        vmId = await stack.submitRequestVm(digest, resources, deposit); // the new fork requests a VM at the same heights
+        await mine(3);
+        return logs;
+      })();
+    });
+    await parts.sync.syncOnce().catch(() => undefined);
+    transport.setFault(undefined);
+    await parts.sync.syncOnce();
+    assert.ok(vmId !== undefined);
+    assert.deepEqual(parts.store.listActiveVms(), [vmId]);
+  });
 });

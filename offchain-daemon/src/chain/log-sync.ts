@@ -37,9 +37,11 @@ const FINALITY_DEPTH = 512n;
  * historical backfill in chunks, then the same step at the head. The hash of
  * every block that can still be reorged is kept; a reorg is found when the
  * checkpoint's hash no longer matches the chain, and the sync rewinds to the
- * newest stored block that still matches and re-reads from there. An RPC
- * failure is never taken for a reorg. Logs only say *which* VMs to look at:
- * the reconciler always reads current state, so re-reading a range is harmless.
+ * newest stored block that still matches and re-reads from there. A read
+ * whose logs or end block changed under it (a reorg during the read) is
+ * dropped and repeated. An RPC failure is never taken for a reorg. Logs only
+ * say *which* VMs to look at: the reconciler always reads current state, so
+ * re-reading a range is harmless.
  */
 export function createLogSync(parameters: LogSyncParameters) {
   const { client, store, vmRegistry, provider, startBlock, confirmations, logger, onVms } = parameters;
@@ -86,15 +88,28 @@ export function createLogSync(parameters: LogSyncParameters) {
     return logs;
   }
 
-  /** Reads the logs of [from, to] together with the hashes of its blocks that can still be reorged (and always `to`'s). */
-  async function readRange(from: bigint, to: bigint, head: bigint): Promise<{ logs: Log[]; blocks: BlockRef[] }> {
+  /**
+   * Reads the logs of [from, to] together with the hashes of its blocks that
+   * can still be reorged (and always `to`'s). Returns `undefined` when the
+   * chain changed during the read: a header that does not follow its parent,
+   * a log from another block than the header at its height, or a different
+   * `to` afterwards.
+   */
+  async function readRange(from: bigint, to: bigint, head: bigint): Promise<{ logs: Log[]; blocks: BlockRef[] } | undefined> {
     const unfinal = head - FINALITY_DEPTH + 1n > from ? head - FINALITY_DEPTH + 1n : from;
     const headers = new Map<bigint, { hash: Hex; parentHash: Hex }>();
     for (let n = unfinal < to ? unfinal : to; n <= to; n++) {
       const block = await client.getBlock({ blockNumber: n });
+      const parent = headers.get(n - 1n)?.hash ?? store.getBlockHash(n - 1n);
+      if (parent !== undefined && block.parentHash !== parent) return undefined;
       headers.set(n, { hash: block.hash, parentHash: block.parentHash });
     }
     const logs = await getLogs(from, to);
+    for (const log of logs) {
+      const header = headers.get(BigInt(log.blockNumber!));
+      if (header !== undefined && header.hash !== log.blockHash) return undefined;
+    }
+    if ((await canonicalHash(client, to)) !== headers.get(to)!.hash) return undefined;
     return { logs, blocks: [...headers].map(([blockNumber, { hash }]) => ({ blockNumber, blockHash: hash })) };
   }
 
@@ -122,6 +137,10 @@ export function createLogSync(parameters: LogSyncParameters) {
     while (from <= safe) {
       const to = from + chunk - 1n < safe ? from + chunk - 1n : safe;
       const read = await readRange(from, to, head);
+      if (read === undefined) {
+        logger.warn({ msg: "the chain changed while reading a range; reading it again next round", from: String(from), to: String(to) });
+        break;
+      }
       const sightings = firstSightings(read.logs);
       const end = read.blocks.at(-1)!;
       store.transaction(() => {
