@@ -88,6 +88,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       sender,
       manifest: config.manifest,
       readyTimeoutMs: config.driver.readyTimeoutMs,
+      concurrency: config.reconcileConcurrency,
       logger: logger.child({ module: "reconciler" }),
       onReconciled: (result, seconds) => {
         metrics.reconcileTotal.inc({ result });

@@ -4,6 +4,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { parseUnits } from "viem";
 import { createDaemonParts } from "../testing/daemon-parts.ts";
 import { faultyTransport, lagCallsTo } from "../testing/faulty-transport.ts";
@@ -43,5 +44,28 @@ describe("reconciler", () => {
     assert.equal((await stack.vm(vmId)).state, "Running");
     assert.equal((await parts.driver.status(vmId)).state, "running");
     await stack.tenantCall("terminateVm", vmId);
+  });
+
+  test("issue 11 case 10: a reconcile pass over many VMs runs at most reconcileConcurrency of them at once", async (t) => {
+    const rpc = faultyTransport(stack.rpcUrl);
+    const parts = await createDaemonParts(stack, mkdtempSync(join(stack.dir, "case10-")), { transport: rpc.transport, reconcileConcurrency: 3 });
+    t.after(() => parts.close());
+    const head = await stack.publicClient.getBlock();
+    const vmIds = Array.from({ length: 12 }, (_, i) => 1000n + BigInt(i));
+    for (const vmId of vmIds) parts.store.upsertVm(vmId, { blockNumber: head.number, blockHash: head.hash });
+
+    let reading = 0;
+    let most = 0;
+    rpc.setFault((request, forward) => {
+      if (request.method !== "eth_call") return undefined;
+      return (async () => {
+        most = Math.max(most, ++reading);
+        await sleep(50);
+        reading--;
+        return forward(request);
+      })();
+    });
+    await parts.reconciler.reconcileMany(vmIds);
+    assert.ok(most > 0 && most <= 3, `${most} getVm reads ran at once`);
   });
 });

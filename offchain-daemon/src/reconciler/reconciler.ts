@@ -9,6 +9,7 @@ import { blockStanding } from "../chain/blocks.ts";
 import { isTerminal, readVm, type ChainVm, type VmStateName } from "../chain/vm-registry.ts";
 import { fetchManifest, manifestCidFromDigest } from "../manifest/fetch.ts";
 import { FailureReason, failureReasonName } from "../failure-reasons.ts";
+import { createLimiter } from "./limiter.ts";
 import { planStep, type Step } from "./plan.ts";
 import { waitForListening } from "./readiness.ts";
 
@@ -23,6 +24,8 @@ export type ReconcilerParameters = {
   manifest: { maxBytes: number; fetchTimeoutMs: number };
   /** How long a workload with a declared port has to listen before it is reported Failed. */
   readyTimeoutMs: number;
+  /** How many VMs are reconciled at once; the others wait their turn. */
+  concurrency: number;
   logger: Logger;
   onReconciled?: (result: "converged" | "error", durationSeconds: number) => void;
 };
@@ -43,13 +46,14 @@ const MAX_STEPS_PER_PASS = 8;
 /**
  * Drives every VM of this provider towards what the chain says, one VM at a
  * time per VM id (concurrent triggers for the same VM coalesce into one more
- * pass), different VMs in parallel.
+ * pass), different VMs in parallel up to `concurrency` at once.
  */
 export function createReconciler(parameters: ReconcilerParameters) {
   const { client, vmRegistry, provider, store, driver, content, sender, logger } = parameters;
   const inFlight = new Map<bigint, { again: boolean; done: Promise<void> }>();
   const restarts = new Map<bigint, number>();
   const observations = new Map<bigint, VmObservation>();
+  const limit = createLimiter(parameters.concurrency);
 
   async function execute(vm: ChainVm, step: Step, status: DriverStatus): Promise<void> {
     const log = logger.child({ vm_id: String(vm.vmId) });
@@ -193,7 +197,7 @@ export function createReconciler(parameters: ReconcilerParameters) {
     entry.done = (async () => {
       do {
         entry.again = false;
-        await pass(vmId);
+        await limit(() => pass(vmId));
       } while (entry.again);
       inFlight.delete(vmId);
     })();

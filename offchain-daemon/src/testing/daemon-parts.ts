@@ -16,7 +16,7 @@ export type DaemonParts = Awaited<ReturnType<typeof createDaemonParts>>;
 export async function createDaemonParts(
   stack: TestStack,
   dataDir: string,
-  options: { transport: Transport; confirmations?: number; chunkBlocks?: number; operatorKey?: `0x${string}` },
+  options: { transport: Transport; confirmations?: number; chunkBlocks?: number; reconcileConcurrency?: number },
 ) {
   const logger = pino({ level: process.env.NOVACRON_TEST_LOG_LEVEL ?? "silent" });
   const { deployment } = stack;
@@ -24,7 +24,7 @@ export async function createDaemonParts(
   const clients = createChainClients({
     rpcUrl: stack.rpcUrl,
     chainId: deployment.chainId,
-    operatorKey: options.operatorKey ?? deployment.accounts.providerOperatorKey,
+    operatorKey: deployment.accounts.providerOperatorKey,
     pollingInterval: 100,
     transport: options.transport,
   });
@@ -40,6 +40,7 @@ export async function createDaemonParts(
     sender,
     manifest: { maxBytes: 65_536, fetchTimeoutMs: 3000 },
     readyTimeoutMs: 5000,
+    concurrency: options.reconcileConcurrency ?? 8,
     logger,
   });
   const touched: bigint[] = [];
