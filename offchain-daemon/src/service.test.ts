@@ -191,6 +191,30 @@ describe("provider daemon", () => {
     await until("the daemon to forget the VM", async () => ((await apiVm(service, vmId)) === undefined ? true : undefined));
   });
 
+  test("issue 11 case 2: a reorg that undoes a termination the daemon acted on brings the workload back", async () => {
+    const rpc = (method: string, params: unknown[] = []) => stack.publicClient.request({ method, params } as never) as Promise<unknown>;
+    const vmId = await stack.requestVm(await stack.publish(hello), hello.resources, deposit);
+    await stack.waitForState(vmId, "Running");
+    const first = await until("the workload", async () => {
+      const vm = await apiVm(service, vmId);
+      return vm?.driver.state === "running" ? vm : undefined;
+    });
+
+    const snapshot = await rpc("evm_snapshot");
+    await stack.tenantCall("terminateVm", vmId);
+    await until("the workload to be destroyed", async () => !alive(first.driver.pid!) || undefined);
+    await until("the daemon to forget the VM", async () => ((await apiVm(service, vmId)) === undefined ? true : undefined));
+    assert.equal(await rpc("evm_revert", [snapshot]), true);
+    assert.equal((await stack.vm(vmId)).state, "Running", "on-chain the VM runs and is billed again");
+
+    const healed = await until("the workload to run again", async () => {
+      const vm = await apiVm(service, vmId);
+      return vm?.driver.state === "running" && vm.driver.pid !== first.driver.pid ? vm : undefined;
+    }, 40_000);
+    assert.ok(alive(healed.driver.pid!));
+    await stack.tenantCall("terminateVm", vmId);
+  });
+
   // Last: it takes the operator role away from the daemon's key.
   test("issue 11 case 7: a report reverted because the operator key was rotated halts reporting and fails /healthz", async () => {
     await stack.setOperator(privateKeyToAccount(generatePrivateKey()).address);

@@ -89,6 +89,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       manifest: config.manifest,
       readyTimeoutMs: config.driver.readyTimeoutMs,
       concurrency: config.reconcileConcurrency,
+      confirmations: config.confirmations,
       logger: logger.child({ module: "reconciler" }),
       onReconciled: (result, seconds) => {
         metrics.reconcileTotal.inc({ result });

@@ -126,10 +126,14 @@ export function createLogSync(parameters: LogSyncParameters) {
       const resumeAfter = ancestor ?? startBlock - 1n;
       parameters.onReorg?.(checkpoint.blockNumber, resumeAfter);
       logger.warn({ msg: "reorg detected", checkpoint: String(checkpoint.blockNumber), resume_after: String(resumeAfter) });
-      store.deleteBlocksFrom(resumeAfter + 1n);
       const hash = ancestor === undefined ? undefined : store.getBlockHash(ancestor);
       checkpoint = hash ? { blockNumber: ancestor!, blockHash: hash } : undefined;
-      if (checkpoint) store.setCheckpoint(checkpoint);
+      store.transaction(() => {
+        store.deleteBlocksFrom(resumeAfter + 1n);
+        // What the daemon finished on the undone blocks' state may be undone too: look at those VMs again.
+        store.reactivateVmsDoneAfter(resumeAfter);
+        if (checkpoint) store.setCheckpoint(checkpoint);
+      });
       await onVms(store.listActiveVms(), "reorg");
     }
 

@@ -26,6 +26,8 @@ export type ReconcilerParameters = {
   readyTimeoutMs: number;
   /** How many VMs are reconciled at once; the others wait their turn. */
   concurrency: number;
+  /** Blocks a state must be buried under before the daemon destroys or forgets a workload on it. */
+  confirmations: number;
   logger: Logger;
   onReconciled?: (result: "converged" | "error", durationSeconds: number) => void;
 };
@@ -55,7 +57,8 @@ export function createReconciler(parameters: ReconcilerParameters) {
   const observations = new Map<bigint, VmObservation>();
   const limit = createLimiter(parameters.concurrency);
 
-  async function execute(vm: ChainVm, step: Step, status: DriverStatus): Promise<void> {
+  /** Takes one step for `vm`; forgetting is pass()'s, since it needs the confirmed block. */
+  async function execute(vm: ChainVm, step: Exclude<Step, { kind: "forget" }>, status: DriverStatus): Promise<void> {
     const log = logger.child({ vm_id: String(vm.vmId) });
     switch (step.kind) {
       case "none":
@@ -105,12 +108,26 @@ export function createReconciler(parameters: ReconcilerParameters) {
         log.info({ msg: "destroying workload", chain_state: vm.state });
         await driver.destroy(vm.vmId);
         return;
-      case "forget":
-        store.markVmDone(vm.vmId);
-        restarts.delete(vm.vmId);
-        observations.delete(vm.vmId);
-        return;
     }
+  }
+
+  function forget(vmId: bigint, atBlock: bigint): void {
+    store.markVmDone(vmId, atBlock);
+    restarts.delete(vmId);
+    observations.delete(vmId);
+  }
+
+  /**
+   * Destroying a workload and forgetting a VM cannot be undone, so they wait
+   * until the confirmed block (head - confirmations) calls for them too.
+   * Returns that block, or `undefined` while it does not.
+   */
+  async function confirmedFor(vmId: bigint, step: Step, status: DriverStatus): Promise<bigint | undefined> {
+    const head = await client.getBlockNumber({ cacheTime: 0 });
+    const atBlock = head - BigInt(parameters.confirmations);
+    const confirmed = await readVm(client, vmRegistry, vmId, atBlock);
+    if (confirmed === undefined || planStep(confirmed, status, restarts.get(vmId) ?? 0).kind !== step.kind) return undefined;
+    return atBlock;
   }
 
   /**
@@ -143,8 +160,7 @@ export function createReconciler(parameters: ReconcilerParameters) {
     }
     logger.warn({ msg: "the block that named this VM was reorged out; removing it", vm_id: String(vmId), block: String(sighting!.blockNumber) });
     await driver.destroy(vmId);
-    store.markVmDone(vmId);
-    observations.delete(vmId);
+    forget(vmId, sighting!.blockNumber);
   }
 
   async function pass(vmId: bigint): Promise<void> {
@@ -164,10 +180,17 @@ export function createReconciler(parameters: ReconcilerParameters) {
         if (vm.state === "Running" && status.state === "running") restarts.delete(vmId);
         const step = planStep(vm, status, restarts.get(vmId) ?? 0);
         if (step.kind === "none") break;
+        if (step.kind === "destroy" || step.kind === "forget") {
+          const confirmedAt = await confirmedFor(vmId, step, status);
+          if (confirmedAt === undefined) {
+            logger.debug({ msg: "waiting for the state to be confirmed", vm_id: String(vmId), chain_state: vm.state, step: step.kind });
+            break;
+          }
+          if (step.kind === "forget") return forget(vmId, confirmedAt);
+        }
         lastStep = step.kind;
         logger.debug({ msg: "step", vm_id: String(vmId), chain_state: vm.state, driver_state: status.state, step: step.kind });
         await execute(vm, step, status);
-        if (step.kind === "forget") return;
       }
       observations.set(vmId, { vmId, chainState: vm!.state, driver: status, lastStep, updatedAt: new Date().toISOString() });
       parameters.onReconciled?.("converged", (performance.now() - started) / 1000);

@@ -35,7 +35,7 @@ describe("Store.open", () => {
     const db = new DatabaseSync(file);
     try {
       assert.equal(db.prepare("PRAGMA journal_mode").get()?.["journal_mode"], "wal");
-      assert.equal(db.prepare("PRAGMA user_version").get()?.["user_version"], 3);
+      assert.equal(db.prepare("PRAGMA user_version").get()?.["user_version"], 4);
     } finally {
       db.close();
     }
@@ -48,7 +48,7 @@ describe("Store.open", () => {
     db.close();
     assert.throws(() => (store = Store.open(file)), {
       name: "StoreError",
-      message: `the store at ${file} has schema version 99, this daemon knows up to 3; run a newer daemon or use another dataDir`,
+      message: `the store at ${file} has schema version 99, this daemon knows up to 4; run a newer daemon or use another dataDir`,
     });
     store = Store.open(join(root, `case-${counter++}`, "daemon.sqlite"));
   });
@@ -126,18 +126,18 @@ describe("VMs", () => {
   it("drops a done VM from the active list but still knows it", () => {
     store.upsertVm(1n, at(5n));
     store.upsertVm(2n, at(6n));
-    store.markVmDone(1n);
+    store.markVmDone(1n, 5n);
     assert.deepEqual(store.listActiveVms(), [2n]);
     assert.ok(store.hasVm(1n));
-    store.markVmDone(1n);
-    store.markVmDone(7n);
+    store.markVmDone(1n, 5n);
+    store.markVmDone(7n, 5n);
     assert.ok(store.hasVm(7n));
     assert.deepEqual(reopen().listActiveVms(), [2n]);
   });
 
   it("reactivates a done VM seen again (a reorg can undo its termination)", () => {
     store.upsertVm(1n, at(5n));
-    store.markVmDone(1n);
+    store.markVmDone(1n, 5n);
     store.upsertVm(1n, at(4n));
     assert.deepEqual(store.listActiveVms(), [1n]);
   });
@@ -149,6 +149,17 @@ describe("VMs", () => {
     assert.deepEqual(store.getVmSighting(1n), { blockNumber: 7n, blockHash: hashB });
     store.upsertVm(1n, { blockNumber: 5n, blockHash: hashA });
     assert.deepEqual(reopen().getVmSighting(1n), { blockNumber: 5n, blockHash: hashA });
+  });
+
+  it("issue 11 case 2: re-activates VMs marked done on a block after a reorg's common ancestor", () => {
+    store.upsertVm(1n, at(3n));
+    store.upsertVm(2n, at(3n));
+    store.upsertVm(3n, at(3n));
+    store.markVmDone(1n, 8n);
+    store.markVmDone(2n, 10n);
+    store.markVmDone(3n, 12n);
+    store.reactivateVmsDoneAfter(10n);
+    assert.deepEqual(store.listActiveVms(), [3n]);
   });
 
   it("rejects ids outside uint256", () => {

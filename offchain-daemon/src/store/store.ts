@@ -83,6 +83,10 @@ const migrations = [
     provider TEXT NOT NULL
   );
   `,
+  `
+  -- The confirmed block whose state let the daemon mark the VM done; a reorg to before it re-activates the VM.
+  ALTER TABLE vms ADD COLUMN done_block INTEGER;
+  `,
 ];
 
 /** The chain, registry and provider a store's contents belong to. */
@@ -297,11 +301,16 @@ export class Store {
       .map((row) => BigInt(row["vm_id"] as string));
   }
 
-  /** The VM is terminal on-chain and its workload is gone; reconcile stops visiting it. */
-  markVmDone(vmId: bigint): void {
+  /** The VM is terminal on-chain at `atBlock` and its workload is gone; reconcile stops visiting it. */
+  markVmDone(vmId: bigint, atBlock: bigint): void {
     this.#statement(
-      "INSERT INTO vms (vm_id, done) VALUES (?, 1) ON CONFLICT (vm_id) DO UPDATE SET done = 1",
-    ).run(vmKey(vmId));
+      "INSERT INTO vms (vm_id, done, done_block) VALUES (?1, 1, ?2) ON CONFLICT (vm_id) DO UPDATE SET done = 1, done_block = ?2",
+    ).run(vmKey(vmId), blockKey(atBlock));
+  }
+
+  /** A reorg rewound the chain to `ancestor`: VMs marked done on a later block's state are active again. */
+  reactivateVmsDoneAfter(ancestor: bigint): void {
+    this.#statement("UPDATE vms SET done = 0 WHERE done = 1 AND done_block > ?").run(blockKey(ancestor));
   }
 
   hasVm(vmId: bigint): boolean {

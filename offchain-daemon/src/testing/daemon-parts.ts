@@ -41,6 +41,7 @@ export async function createDaemonParts(
     manifest: { maxBytes: 65_536, fetchTimeoutMs: 3000 },
     readyTimeoutMs: 5000,
     concurrency: options.reconcileConcurrency ?? 8,
+    confirmations: options.confirmations ?? 0,
     logger,
   });
   const touched: bigint[] = [];
