@@ -1,5 +1,5 @@
-import type { Address, Hash } from "viem";
-import { BaseError, ContractFunctionRevertedError } from "viem";
+import type { Address, Hash, Hex } from "viem";
+import { BaseError, ContractFunctionRevertedError, encodeFunctionData, keccak256 } from "viem";
 import type { Logger } from "pino";
 import type { Store } from "../store/store.ts";
 import { vmRegistryAbi } from "./abi.generated.ts";
@@ -33,10 +33,12 @@ export type ReportSenderParameters = ChainClients & {
 };
 
 /**
- * Sends the operator's status reports. Each report is journalled as an intent
- * before it is broadcast, and simulated first, so that a report the chain no
- * longer accepts (someone else moved the VM on) costs no gas and a crash
- * between broadcast and receipt is resolved from the journal on restart.
+ * Sends the operator's status reports. Each report is simulated against the
+ * pending block, journalled as an intent, signed, journalled with its hash and
+ * signed bytes, and only then broadcast, so that a report the chain no longer
+ * accepts (someone else moved the VM on) costs no gas and a crash anywhere
+ * between signing and receipt is resolved from the journal on restart,
+ * without a second transaction.
  * Sends are serialized: one operator key, one nonce sequence.
  */
 export function createReportSender(parameters: ReportSenderParameters) {
@@ -68,19 +70,23 @@ export function createReportSender(parameters: ReportSenderParameters) {
   async function sendNow(vmId: bigint, action: ReportAction, reason: number): Promise<ReportOutcome> {
     if (halted) throw halted;
     const open = store.openIntentFor(vmId, action);
-    if (open?.txHash) return awaitReceipt(open.id, open.txHash as Hash);
+    if (open?.txHash) {
+      if (open.rawTx) await rebroadcast(open.rawTx);
+      return awaitReceipt(open.id, open.txHash as Hash);
+    }
     const intentId = open?.id ?? store.addIntent({ vmId, action, args: JSON.stringify({ reason }) });
     const args = action === "reportFailed" ? ([vmId, reason] as const) : ([vmId] as const);
     await checkChain();
-    let request;
     try {
-      ({ request } = await publicClient.simulateContract({
+      // Against `pending`: a report already waiting in the mempool makes this one superseded, not a duplicate.
+      await publicClient.simulateContract({
         account,
         address: vmRegistry,
         abi: vmRegistryAbi,
         functionName: action,
         args: args as never,
-      }));
+        blockTag: "pending",
+      });
     } catch (error) {
       const revert = error instanceof BaseError ? error.walk((e) => e instanceof ContractFunctionRevertedError) : null;
       const data = revert instanceof ContractFunctionRevertedError ? revert.data : undefined;
@@ -99,10 +105,26 @@ export function createReportSender(parameters: ReportSenderParameters) {
       // the intent stays open, the pass fails where /vms shows it, and the next pass tries again.
       throw error;
     }
-    const hash = await walletClient.writeContract(request);
-    store.setIntentTx(intentId, hash);
+    // Sign, journal, then send: a crash at any point leaves either nothing sent or a journalled transaction to resend.
+    const data = encodeFunctionData({ abi: vmRegistryAbi, functionName: action, args: args as never });
+    const prepared = await walletClient.prepareTransactionRequest({ account, to: vmRegistry, data, chain: walletClient.chain });
+    const rawTx = await walletClient.signTransaction(prepared as never);
+    const hash = keccak256(rawTx);
+    store.setIntentTx(intentId, hash, rawTx);
+    await walletClient.sendRawTransaction({ serializedTransaction: rawTx });
     logger.info({ msg: "report sent", vm_id: String(vmId), action, reason, tx: hash });
     return awaitReceipt(intentId, hash);
+  }
+
+  /**
+   * Sends a journalled transaction again. Sending the same signed bytes twice is
+   * harmless: a node that has it answers "already known", and a used nonce
+   * means it (or another of ours) was mined; the receipt decides.
+   */
+  async function rebroadcast(rawTx: Hex): Promise<void> {
+    await walletClient.sendRawTransaction({ serializedTransaction: rawTx }).catch((error: unknown) => {
+      logger.debug({ msg: "rebroadcast refused", tx: keccak256(rawTx), error: error instanceof Error ? error.message.split("\n")[0] : String(error) });
+    });
   }
 
   /** Sends `action` for `vmId` (with `reason` for reportFailed) and waits for its receipt. */
@@ -119,8 +141,9 @@ export function createReportSender(parameters: ReportSenderParameters) {
   }
 
   /**
-   * Settles intents a previous run left open: a broadcast transaction is looked
-   * up by hash; one that never got a hash, or that the chain no longer knows,
+   * Settles intents a previous run left open: a signed transaction is looked up
+   * by hash and, when the node does not know it (the crash came before it was
+   * sent), sent again and left open for its receipt. One that was never signed
    * is dropped, and the reconciler decides afresh from chain state.
    */
   async function recover(): Promise<void> {
@@ -134,7 +157,8 @@ export function createReportSender(parameters: ReportSenderParameters) {
       if (receipt) {
         store.finishIntent(intent.id, receipt.status === "success" ? "mined" : "reverted");
       } else if (!(await publicClient.getTransaction({ hash }).catch(() => undefined))) {
-        store.finishIntent(intent.id, "dropped");
+        if (intent.rawTx) await rebroadcast(intent.rawTx);
+        else store.finishIntent(intent.id, "dropped");
       }
       logger.info({ msg: "recovered intent", vm_id: String(intent.vmId), action: intent.action, tx: hash });
     }

@@ -35,7 +35,7 @@ describe("Store.open", () => {
     const db = new DatabaseSync(file);
     try {
       assert.equal(db.prepare("PRAGMA journal_mode").get()?.["journal_mode"], "wal");
-      assert.equal(db.prepare("PRAGMA user_version").get()?.["user_version"], 4);
+      assert.equal(db.prepare("PRAGMA user_version").get()?.["user_version"], 5);
     } finally {
       db.close();
     }
@@ -48,7 +48,7 @@ describe("Store.open", () => {
     db.close();
     assert.throws(() => (store = Store.open(file)), {
       name: "StoreError",
-      message: `the store at ${file} has schema version 99, this daemon knows up to 4; run a newer daemon or use another dataDir`,
+      message: `the store at ${file} has schema version 99, this daemon knows up to 5; run a newer daemon or use another dataDir`,
     });
     store = Store.open(join(root, `case-${counter++}`, "daemon.sqlite"));
   });
@@ -238,10 +238,11 @@ describe("intents", () => {
     assert.equal(open.txHash, undefined);
     assert.ok(Math.abs(open.createdAt - Date.now()) < 60_000);
 
-    // Crash after signing, before the receipt: the hash is there to look up.
-    store.setIntentTx(id, hashA);
+    // Crash after signing, before or after broadcasting: the hash is there to look up, the bytes to send again.
+    store.setIntentTx(id, hashA, "0x02f86c");
     [open] = reopen().openIntents();
     assert.equal(open?.txHash, hashA);
+    assert.equal(open?.rawTx, "0x02f86c");
     assert.deepEqual(store.openIntentFor(5n, "reportRunning"), open);
 
     store.finishIntent(id, "mined");
@@ -274,12 +275,12 @@ describe("intents", () => {
       name: "StoreError",
       message: `intent ${id} is already finished as reverted, not mined`,
     });
-    assert.throws(() => store.setIntentTx(id, hashB), {
+    assert.throws(() => store.setIntentTx(id, hashB, "0x02"), {
       name: "StoreError",
       message: `intent ${id} is already finished (reverted); it cannot take another transaction`,
     });
     assert.throws(() => store.finishIntent(999, "dropped"), { name: "StoreError", message: "intent 999 does not exist" });
-    assert.throws(() => store.setIntentTx(999, hashA), { name: "StoreError", message: "intent 999 does not exist" });
+    assert.throws(() => store.setIntentTx(999, hashA, "0x02"), { name: "StoreError", message: "intent 999 does not exist" });
   });
 
   it("rejects args that are not JSON", () => {

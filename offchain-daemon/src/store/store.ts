@@ -23,6 +23,8 @@ export interface Intent {
   args: string;
   /** Hash of the last signed transaction for this intent, once known. */
   txHash?: Hex;
+  /** That transaction's signed bytes, journalled before it was broadcast. */
+  rawTx?: Hex;
   /** Milliseconds since the epoch. */
   createdAt: number;
 }
@@ -86,6 +88,10 @@ const migrations = [
   `
   -- The confirmed block whose state let the daemon mark the VM done; a reorg to before it re-activates the VM.
   ALTER TABLE vms ADD COLUMN done_block INTEGER;
+  `,
+  `
+  -- The signed transaction itself, journalled before it is broadcast, so a restart can send it again.
+  ALTER TABLE intents ADD COLUMN raw_tx TEXT;
   `,
 ];
 
@@ -319,7 +325,7 @@ export class Store {
 
   /**
    * Records a transaction about to be sent and returns its id. Call it before
-   * signing, and {@link Store.setIntentTx} before broadcasting.
+   * signing, and {@link Store.setIntentTx} after signing, before broadcasting.
    * @throws {StoreError} when the VM already has an open intent for `action`.
    */
   addIntent(intent: { vmId: bigint; action: string; args: string }): number {
@@ -340,10 +346,12 @@ export class Store {
     return Number(result.lastInsertRowid);
   }
 
-  /** Records the hash of the signed transaction (again for each replacement). */
-  setIntentTx(id: number, txHash: Hex): void {
-    const result = this.#statement("UPDATE intents SET tx_hash = ? WHERE id = ? AND outcome IS NULL").run(
+  /** Records the signed transaction's hash and bytes before it is broadcast (again for each replacement). */
+  setIntentTx(id: number, txHash: Hex, rawTx: Hex): void {
+    if (!/^0x([0-9a-fA-F]{2})+$/.test(rawTx)) throw new StoreError(`signed transaction for intent ${id} is not 0x followed by hex bytes`);
+    const result = this.#statement("UPDATE intents SET tx_hash = ?, raw_tx = ? WHERE id = ? AND outcome IS NULL").run(
       hash32Hex("transaction hash", txHash),
+      rawTx,
       id,
     );
     if (result.changes === 0) {
@@ -372,7 +380,7 @@ export class Store {
   /** Intents not yet finished, oldest first: the sender resumes these after a restart. */
   openIntents(): Intent[] {
     return this.#statement(
-      "SELECT id, vm_id, action, args, tx_hash, created_at FROM intents WHERE outcome IS NULL ORDER BY id",
+      "SELECT id, vm_id, action, args, tx_hash, raw_tx, created_at FROM intents WHERE outcome IS NULL ORDER BY id",
     )
       .all()
       .map(toIntent);
@@ -380,7 +388,7 @@ export class Store {
 
   openIntentFor(vmId: bigint, action: string): Intent | undefined {
     const row = this.#statement(
-      "SELECT id, vm_id, action, args, tx_hash, created_at FROM intents WHERE vm_id = ? AND action = ? AND outcome IS NULL",
+      "SELECT id, vm_id, action, args, tx_hash, raw_tx, created_at FROM intents WHERE vm_id = ? AND action = ? AND outcome IS NULL",
     ).get(vmKey(vmId), action);
     return row === undefined ? undefined : toIntent(row);
   }
@@ -395,5 +403,6 @@ function toIntent(row: Record<string, unknown>): Intent {
     createdAt: Number(row["created_at"]),
   };
   if (row["tx_hash"] !== null) intent.txHash = row["tx_hash"] as Hex;
+  if (row["raw_tx"] !== null) intent.rawTx = row["raw_tx"] as Hex;
   return intent;
 }
