@@ -68,4 +68,21 @@ describe("reconciler", () => {
     await parts.reconciler.reconcileMany(vmIds);
     assert.ok(most > 0 && most <= 3, `${most} getVm reads ran at once`);
   });
+
+  test("issue 11 case 11: orphan cleanup keeps a workload when the RPC fails, and destroys it once the chain says it is over", async (t) => {
+    const rpc = faultyTransport(stack.rpcUrl);
+    const parts = await createDaemonParts(stack, mkdtempSync(join(stack.dir, "case11-orphans-")), { transport: rpc.transport });
+    t.after(() => parts.close());
+    const vmId = await stack.requestVm(await stack.publish(hello), hello.resources, deposit);
+    await parts.driver.create(vmId, hello); // a workload the store does not track, as after a crash
+
+    rpc.setFault((request) => (request.method === "eth_call" ? Promise.reject(new Error("502 Bad Gateway")) : undefined));
+    await parts.reconciler.collectOrphans().catch(() => undefined);
+    assert.equal((await parts.driver.status(vmId)).state, "stopped", "kept while the chain cannot be asked");
+
+    rpc.setFault(undefined);
+    await stack.tenantCall("terminateVm", vmId);
+    await parts.reconciler.collectOrphans();
+    assert.equal((await parts.driver.status(vmId)).state, "absent");
+  });
 });

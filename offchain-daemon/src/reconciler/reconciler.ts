@@ -239,16 +239,26 @@ export function createReconciler(parameters: ReconcilerParameters) {
 
   /**
    * Destroys workloads the driver holds for VMs the store no longer tracks
-   * (left behind by a crash between destroy and forget, or by a reorg).
+   * (left behind by a crash between destroy and forget, or by a reorg) when
+   * the confirmed block says they are over or not ours; adopts the others.
    */
   async function collectOrphans(): Promise<void> {
     const active = new Set(store.listActiveVms());
     for (const vmId of await driver.list()) {
       if (active.has(vmId)) continue;
-      const head = await client.getBlock();
-      const vm = await readVm(client, vmRegistry, vmId, head.number).catch(() => undefined);
+      let block;
+      let vm;
+      try {
+        const head = await client.getBlockNumber({ cacheTime: 0 });
+        block = await client.getBlock({ blockNumber: head - BigInt(parameters.confirmations) });
+        vm = await readVm(client, vmRegistry, vmId, block.number);
+      } catch (error) {
+        // Only the chain's answer can condemn a workload; RPC trouble is not an answer.
+        logger.warn({ msg: "cannot read an orphaned workload's VM; keeping it for now", vm_id: String(vmId), error: error instanceof Error ? error.message : String(error) });
+        continue;
+      }
       if (vm && vm.provider.toLowerCase() === provider.toLowerCase() && !isTerminal(vm.state)) {
-        store.upsertVm(vmId, { blockNumber: head.number, blockHash: head.hash });
+        store.upsertVm(vmId, { blockNumber: block.number, blockHash: block.hash });
         continue;
       }
       logger.warn({ msg: "destroying orphaned workload", vm_id: String(vmId) });
