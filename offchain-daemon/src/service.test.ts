@@ -64,6 +64,18 @@ describe("provider daemon", () => {
     await stack?.stop();
   });
 
+  // First, while no VM exists that a second daemon could touch.
+  test("issue 11 case 11: stopping twice stops each module once, in reverse order", async () => {
+    const dir = join(stack.dir, "stop-twice");
+    mkdirSync(dir);
+    const lines: string[] = [];
+    const logger = pino({ level: "warn" }, { write: (line: string) => void lines.push(line) });
+    const second = await startService(loadConfig(stack.writeDaemonConfig(dir), {}), logger);
+    await Promise.all([second.stop(), second.stop()]);
+    await second.stop();
+    assert.deepEqual(lines.filter((line) => line.includes("error while stopping")), []);
+  });
+
   test("runs a requested VM as a real process, stops, starts and terminates it, and the money adds up", async () => {
     const tenantBefore = await stack.tokenBalance(stack.tenant);
     const digest = await stack.publish(hello);

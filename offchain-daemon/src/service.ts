@@ -39,15 +39,18 @@ const RESYNC_EVERY_POLLS = 5;
  */
 export async function startService(config: Config, logger: Logger): Promise<Service> {
   const closers: Array<() => Promise<void> | void> = [];
-  const closeAll = async () => {
-    for (const close of closers.reverse()) {
-      try {
-        await close();
-      } catch (error) {
-        logger.warn({ msg: "error while stopping", error: error instanceof Error ? error.message : String(error) });
+  // Once: a second stop() (a second signal) waits for the first instead of closing everything again.
+  let stopping: Promise<void> | undefined;
+  const closeAll = () =>
+    (stopping ??= (async () => {
+      for (const close of [...closers].reverse()) {
+        try {
+          await close();
+        } catch (error) {
+          logger.warn({ msg: "error while stopping", error: error instanceof Error ? error.message : String(error) });
+        }
       }
-    }
-  };
+    })());
 
   try {
     const metrics = createMetrics();
