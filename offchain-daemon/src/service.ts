@@ -5,6 +5,7 @@ import { createPublicClient, http } from "viem";
 import { getChainId } from "viem/actions";
 import { providerRegistryAbi } from "./chain/abi.generated.ts";
 import { createChainClients } from "./chain/clients.ts";
+import { errorMessage, redactUrls } from "./chain/errors.ts";
 import { createLogSync } from "./chain/log-sync.ts";
 import { createReportSender } from "./chain/sender.ts";
 import type { Config } from "./config.ts";
@@ -47,7 +48,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
         try {
           await close();
         } catch (error) {
-          logger.warn({ msg: "error while stopping", error: error instanceof Error ? error.message : String(error) });
+          logger.warn({ msg: "error while stopping", error: errorMessage(error) });
         }
       }
     })());
@@ -150,7 +151,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
           if (++polls % RESYNC_EVERY_POLLS === 0) void reconciler.reconcileMany(store.listActiveVms());
         } catch (error) {
           // An RPC outage is expected weather: keep the last checkpoint and try again on the next tick.
-          logger.warn({ msg: "chain sync failed; retrying", error: error instanceof Error ? error.message : String(error) });
+          logger.warn({ msg: "chain sync failed; retrying", error: errorMessage(error) });
         }
         await setTimeout(config.pollIntervalMs, undefined, { signal: stopSignal.signal }).catch(() => undefined);
       }
@@ -170,10 +171,10 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
 
 async function rpcChainId(config: Config): Promise<number> {
   const chainId = await getChainId(createPublicClient({ transport: http(config.rpcUrl, { retryCount: 2 }) })).catch((error: unknown) => {
-    throw new ServiceStartError(`cannot reach the chain at ${config.rpcUrl}: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}. Is the node running?`);
+    throw new ServiceStartError(`cannot reach the chain at ${redactUrls(config.rpcUrl)}: ${errorMessage(error).split("\n")[0]}. Is the node running?`);
   });
   if (config.chainId !== undefined && chainId !== config.chainId) {
-    throw new ServiceStartError(`the RPC at ${config.rpcUrl} serves chain ${chainId}, but the config says chainId ${config.chainId}.`);
+    throw new ServiceStartError(`the RPC at ${redactUrls(config.rpcUrl)} serves chain ${chainId}, but the config says chainId ${config.chainId}.`);
   }
   return chainId;
 }

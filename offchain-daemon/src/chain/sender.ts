@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import type { Store } from "../store/store.ts";
 import { vmRegistryAbi } from "./abi.generated.ts";
 import type { ChainClients } from "./clients.ts";
+import { errorMessage } from "./errors.ts";
 
 export type ReportAction = "reportProvisioning" | "reportRunning" | "reportFailed";
 export type ReportOutcome = "mined" | "reverted" | "skipped";
@@ -123,7 +124,7 @@ export function createReportSender(parameters: ReportSenderParameters) {
    */
   async function rebroadcast(rawTx: Hex): Promise<void> {
     await walletClient.sendRawTransaction({ serializedTransaction: rawTx }).catch((error: unknown) => {
-      logger.debug({ msg: "rebroadcast refused", tx: keccak256(rawTx), error: error instanceof Error ? error.message.split("\n")[0] : String(error) });
+      logger.debug({ msg: "rebroadcast refused", tx: keccak256(rawTx), error: errorMessage(error).split("\n")[0] });
     });
   }
 

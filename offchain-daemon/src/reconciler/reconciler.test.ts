@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { parseUnits } from "viem";
+import pino from "pino";
+import { http, parseUnits } from "viem";
 import { createDaemonParts } from "../testing/daemon-parts.ts";
 import { faultyTransport, lagCallsTo } from "../testing/faulty-transport.ts";
 import { startTestStack, type TestStack } from "../testing/stack.ts";
@@ -84,5 +85,21 @@ describe("reconciler", () => {
     await stack.tenantCall("terminateVm", vmId);
     await parts.reconciler.collectOrphans();
     assert.equal((await parts.driver.status(vmId)).state, "absent");
+  });
+
+  test("issue 11 case 11: an RPC URL's path (its API key) reaches neither /vms nor the logs", async (t) => {
+    const lines: string[] = [];
+    const logger = pino({ level: "debug" }, { write: (line: string) => void lines.push(line) });
+    const transport = http("http://127.0.0.1:1/v3/secret-api-key", { retryCount: 0 });
+    const parts = await createDaemonParts(stack, mkdtempSync(join(stack.dir, "case11-url-")), { transport, logger });
+    t.after(() => parts.close());
+    const head = await stack.publicClient.getBlock();
+    parts.store.upsertVm(7n, { blockNumber: head.number, blockHash: head.hash });
+
+    await parts.reconciler.reconcile(7n);
+    const shown = JSON.stringify(parts.reconciler.snapshot(), (_key, value: unknown) => (typeof value === "bigint" ? String(value) : value)); // what /vms serves
+    assert.match(shown, /127\.0\.0\.1:1\/<redacted>/);
+    assert.ok(lines.length > 0);
+    assert.doesNotMatch(`${shown}\n${lines.join("")}`, /secret-api-key/);
   });
 });

@@ -6,6 +6,7 @@ import type { Store } from "../store/store.ts";
 import type { PublicClient } from "../chain/clients.ts";
 import type { ReportSender } from "../chain/sender.ts";
 import { blockStanding } from "../chain/blocks.ts";
+import { errorMessage } from "../chain/errors.ts";
 import { isTerminal, readVm, type ChainVm, type VmStateName } from "../chain/vm-registry.ts";
 import { fetchManifest, manifestCidFromDigest } from "../manifest/fetch.ts";
 import { FailureReason, failureReasonName } from "../failure-reasons.ts";
@@ -195,7 +196,7 @@ export function createReconciler(parameters: ReconcilerParameters) {
       observations.set(vmId, { vmId, chainState: vm!.state, driver: status, lastStep, updatedAt: new Date().toISOString() });
       parameters.onReconciled?.("converged", (performance.now() - started) / 1000);
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
+      const message = errorMessage(error);
       logger.error({ msg: "reconcile failed; will retry on the next pass", vm_id: String(vmId), error: message });
       observations.set(vmId, {
         vmId,
@@ -254,7 +255,7 @@ export function createReconciler(parameters: ReconcilerParameters) {
         vm = await readVm(client, vmRegistry, vmId, block.number);
       } catch (error) {
         // Only the chain's answer can condemn a workload; RPC trouble is not an answer.
-        logger.warn({ msg: "cannot read an orphaned workload's VM; keeping it for now", vm_id: String(vmId), error: error instanceof Error ? error.message : String(error) });
+        logger.warn({ msg: "cannot read an orphaned workload's VM; keeping it for now", vm_id: String(vmId), error: errorMessage(error) });
         continue;
       }
       if (vm && vm.provider.toLowerCase() === provider.toLowerCase() && !isTerminal(vm.state)) {

@@ -1,7 +1,7 @@
 // The daemon's chain-facing modules wired as service.ts wires them, but over a transport the test
 // controls and without the poll loop: the test calls syncOnce and reconcile itself.
 import { join } from "node:path";
-import pino from "pino";
+import pino, { type Logger } from "pino";
 import type { Transport } from "viem";
 import { createChainClients } from "../chain/clients.ts";
 import { createLogSync } from "../chain/log-sync.ts";
@@ -16,9 +16,9 @@ export type DaemonParts = Awaited<ReturnType<typeof createDaemonParts>>;
 export async function createDaemonParts(
   stack: TestStack,
   dataDir: string,
-  options: { transport: Transport; confirmations?: number; chunkBlocks?: number; reconcileConcurrency?: number },
+  options: { transport: Transport; confirmations?: number; chunkBlocks?: number; reconcileConcurrency?: number; logger?: Logger },
 ) {
-  const logger = pino({ level: process.env.NOVACRON_TEST_LOG_LEVEL ?? "silent" });
+  const logger = options.logger ?? pino({ level: process.env.NOVACRON_TEST_LOG_LEVEL ?? "silent" });
   const { deployment } = stack;
   const store = Store.open(join(dataDir, "daemon.sqlite"));
   const clients = createChainClients({
