@@ -152,7 +152,7 @@ export function createLogSync(parameters: LogSyncParameters) {
         for (const block of read.blocks) store.putBlockHash(block.blockNumber, block.blockHash);
         // The checkpoint moves with the VMs it covers: a crash re-reads the range, never skips it.
         store.setCheckpoint(end);
-        if (head > FINALITY_DEPTH) store.pruneBlocksBelow(head - FINALITY_DEPTH);
+        if (head > FINALITY_DEPTH) store.pruneFinal(head - FINALITY_DEPTH);
       });
       if (sightings.size > 0) await onVms([...sightings.keys()], "logs");
       from = to + 1n;

@@ -24,6 +24,9 @@ const SUPERSEDED_ERRORS = new Set(["VmRegistryUnexpectedState"]);
 /** The key is not the operator of the VM's provider: every later report would revert too. */
 const OPERATOR_ERRORS = new Set(["VmRegistryNotOperator", "VmRegistryNotAnOperator"]);
 
+/** How long finished intents stay in the journal for inspection; older ones are pruned at start. */
+const INTENT_RETENTION_MS = 30 * 24 * 3600 * 1000;
+
 export type ReportSenderParameters = ChainClients & {
   store: Store;
   vmRegistry: Address;
@@ -145,9 +148,11 @@ export function createReportSender(parameters: ReportSenderParameters) {
    * Settles intents a previous run left open: a signed transaction is looked up
    * by hash and, when the node does not know it (the crash came before it was
    * sent), sent again and left open for its receipt. One that was never signed
-   * is dropped, and the reconciler decides afresh from chain state.
+   * is dropped, and the reconciler decides afresh from chain state. Intents
+   * finished longer ago than INTENT_RETENTION_MS are pruned.
    */
   async function recover(): Promise<void> {
+    store.pruneIntentsFinishedBefore(Date.now() - INTENT_RETENTION_MS);
     for (const intent of store.openIntents()) {
       if (!intent.txHash) {
         store.finishIntent(intent.id, "dropped");

@@ -106,7 +106,7 @@ describe("block hashes", () => {
     assert.equal(store.getBlockHash(5n), undefined);
     assert.equal(store.getBlockHash(6n), undefined);
 
-    store.pruneBlocksBelow(3n);
+    store.pruneFinal(3n);
     assert.equal(store.getBlockHash(2n), undefined);
     assert.equal(store.getBlockHash(3n), hashB);
 
@@ -152,13 +152,21 @@ describe("VMs", () => {
   });
 
   it("issue 11 case 2: re-activates VMs marked done on a block after a reorg's common ancestor", () => {
-    store.upsertVm(1n, at(3n));
-    store.upsertVm(2n, at(3n));
-    store.upsertVm(3n, at(3n));
+    for (const id of [1n, 2n, 3n]) store.upsertVm(id, at(3n));
     store.markVmDone(1n, 8n);
     store.markVmDone(2n, 10n);
     store.markVmDone(3n, 12n);
     store.reactivateVmsDoneAfter(10n);
+    assert.deepEqual(store.listActiveVms(), [3n]);
+  });
+
+  it("issue 11 case 11: prunes VMs done on a final block, never active ones or ones a reorg could re-activate", () => {
+    for (const id of [1n, 2n, 3n]) store.upsertVm(id, at(3n));
+    store.markVmDone(1n, 8n);
+    store.markVmDone(2n, 12n);
+    store.pruneFinal(10n);
+    assert.ok(!store.hasVm(1n));
+    assert.ok(store.hasVm(2n));
     assert.deepEqual(store.listActiveVms(), [3n]);
   });
 
@@ -281,6 +289,15 @@ describe("intents", () => {
     });
     assert.throws(() => store.finishIntent(999, "dropped"), { name: "StoreError", message: "intent 999 does not exist" });
     assert.throws(() => store.setIntentTx(999, hashA, "0x02"), { name: "StoreError", message: "intent 999 does not exist" });
+  });
+
+  it("issue 11 case 11: prunes intents finished before a time, never open ones", () => {
+    const old = store.addIntent({ vmId: 1n, action: "reportRunning", args: "{}" });
+    store.finishIntent(old, "mined");
+    const open = store.addIntent({ vmId: 2n, action: "reportRunning", args: "{}" });
+    store.pruneIntentsFinishedBefore(Date.now() + 1);
+    assert.throws(() => store.finishIntent(old, "mined"), { message: `intent ${old} does not exist` });
+    assert.deepEqual(store.openIntents().map((intent) => intent.id), [open]);
   });
 
   it("rejects args that are not JSON", () => {

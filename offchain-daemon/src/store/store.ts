@@ -267,9 +267,13 @@ export class Store {
     this.#statement("DELETE FROM blocks WHERE number >= ?").run(blockKey(blockNumber));
   }
 
-  /** Forgets blocks below `blockNumber` (final: deeper than any reorg we handle). */
-  pruneBlocksBelow(blockNumber: bigint): void {
-    this.#statement("DELETE FROM blocks WHERE number < ?").run(blockKey(blockNumber));
+  /**
+   * Forgets what no reorg can need again once `finalBlock` is final: block
+   * hashes below it and VMs marked done on it or before.
+   */
+  pruneFinal(finalBlock: bigint): void {
+    this.#statement("DELETE FROM blocks WHERE number < ?").run(blockKey(finalBlock));
+    this.#statement("DELETE FROM vms WHERE done = 1 AND done_block <= ?").run(blockKey(finalBlock));
   }
 
   /**
@@ -369,6 +373,11 @@ export class Store {
       const current = this.#outcome(id);
       if (current !== outcome) throw new StoreError(`intent ${id} is already finished as ${current}, not ${outcome}`);
     }
+  }
+
+  /** Forgets intents finished before `time` (ms since the epoch); open ones stay. */
+  pruneIntentsFinishedBefore(time: number): void {
+    this.#statement("DELETE FROM intents WHERE outcome IS NOT NULL AND finished_at < ?").run(time);
   }
 
   #outcome(id: number): IntentOutcome {
