@@ -74,6 +74,7 @@ describe("loadConfig: valid input", () => {
     assert.equal(config.confirmations, 1);
     assert.equal(config.pollIntervalMs, 1000);
     assert.equal(config.logChunkBlocks, 2000);
+    assert.equal(config.reconcileConcurrency, 8);
     assert.deepEqual(config.ipfs, { mode: "embedded", directory: join(dir, "data", "ipfs") });
     assert.deepEqual(config.manifest, { maxBytes: 65536, fetchTimeoutMs: 10000 });
     assert.deepEqual(config.driver, {

@@ -28,6 +28,8 @@ export interface Config {
   pollIntervalMs: number;
   /** Blocks per `eth_getLogs` request during backfill. Default 2000. */
   logChunkBlocks: number;
+  /** How many VMs are reconciled at once. Default 8. */
+  reconcileConcurrency: number;
   /** Embedded IPFS node (default, blocks in `<dataDir>/ipfs`) or a Kubo node's RPC API. */
   ipfs: { mode: "embedded"; directory: string } | { mode: "kubo"; url: string };
   manifest: {
@@ -218,6 +220,7 @@ const schema = section(
     confirmations: int(0, 64).default(1),
     pollIntervalMs: int(100, 60_000).default(1000),
     logChunkBlocks: int(1, 100_000).default(2000),
+    reconcileConcurrency: int(1, 256).default(8),
     ipfs: ipfs.default({ mode: "embedded" }),
     manifest: section(
       { maxBytes: int(1, RAW_BLOCK_MAX_BYTES).default(65_536), fetchTimeoutMs: int(100, 300_000).default(10_000) },

@@ -65,6 +65,18 @@ describe("provider daemon", () => {
     await stack?.stop();
   });
 
+  // First, while no VM exists that a second daemon could touch.
+  test("issue 11 case 11: stopping twice stops each module once, in reverse order", async () => {
+    const dir = join(stack.dir, "stop-twice");
+    mkdirSync(dir);
+    const lines: string[] = [];
+    const logger = pino({ level: "warn" }, { write: (line: string) => void lines.push(line) });
+    const second = await startService(loadConfig(stack.writeDaemonConfig(dir), {}), logger);
+    await Promise.all([second.stop(), second.stop()]);
+    await second.stop();
+    assert.deepEqual(lines.filter((line) => line.includes("error while stopping")), []);
+  });
+
   test("runs a requested VM as a real process, stops, starts and terminates it, and the money adds up", async () => {
     const tenantBefore = await stack.tokenBalance(stack.tenant);
     const digest = await stack.publish(hello);
@@ -224,5 +236,41 @@ describe("provider daemon", () => {
     const again = await startService(config, pino({ level: "silent" }));
     await again.stop();
     assert.equal(await stack.publicClient.getBlockNumber(), blockBefore);
+  });
+
+  test("issue 11 case 2: a reorg that undoes a termination the daemon acted on brings the workload back", async () => {
+    const rpc = (method: string, params: unknown[] = []) => stack.publicClient.request({ method, params } as never) as Promise<unknown>;
+    const vmId = await stack.requestVm(await stack.publish(hello), hello.resources, deposit);
+    await stack.waitForState(vmId, "Running");
+    const first = await until("the workload", async () => {
+      const vm = await apiVm(service, vmId);
+      return vm?.driver.state === "running" ? vm : undefined;
+    });
+
+    const snapshot = await rpc("evm_snapshot");
+    await stack.tenantCall("terminateVm", vmId);
+    await until("the workload to be destroyed", async () => !alive(first.driver.pid!) || undefined);
+    await until("the daemon to forget the VM", async () => ((await apiVm(service, vmId)) === undefined ? true : undefined));
+    assert.equal(await rpc("evm_revert", [snapshot]), true);
+    assert.equal((await stack.vm(vmId)).state, "Running", "on-chain the VM runs and is billed again");
+
+    const healed = await until("the workload to run again", async () => {
+      const vm = await apiVm(service, vmId);
+      return vm?.driver.state === "running" && vm.driver.pid !== first.driver.pid ? vm : undefined;
+    }, 40_000);
+    assert.ok(alive(healed.driver.pid!));
+    await stack.tenantCall("terminateVm", vmId);
+  });
+
+  // Last: it takes the operator role away from the daemon's key.
+  test("issue 11 case 7: a report reverted because the operator key was rotated halts reporting and fails /healthz", async () => {
+    await stack.rotateOperator(devPrivateKey(9) as Hex);
+    const vmId = await stack.requestVm(await stack.publish(hello), hello.resources, deposit);
+    const health = await until("/healthz to fail", async () => {
+      const response = await fetch(`${service.apiUrl}/healthz`);
+      return response.status === 503 ? ((await response.json()) as { detail: { reporting_halted?: string } }) : undefined;
+    });
+    assert.match(health.detail.reporting_halted ?? "", /is no longer the operator of VM \d+'s provider/);
+    assert.equal((await stack.vm(vmId)).state, "Requested");
   });
 });

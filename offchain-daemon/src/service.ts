@@ -5,6 +5,7 @@ import { createPublicClient, http } from "viem";
 import { getChainId } from "viem/actions";
 import { providerRegistryAbi } from "./chain/abi.generated.ts";
 import { createChainClients } from "./chain/clients.ts";
+import { errorMessage, redactUrls } from "./chain/errors.ts";
 import { createLogSync } from "./chain/log-sync.ts";
 import { createReportSender } from "./chain/sender.ts";
 import type { Config } from "./config.ts";
@@ -15,7 +16,7 @@ import type { ContentStore } from "./ipfs/types.ts";
 import { createMetrics } from "./api/metrics.ts";
 import { startApiServer } from "./api/server.ts";
 import { createReconciler } from "./reconciler/reconciler.ts";
-import { Store } from "./store/store.ts";
+import { Store, StoreError, type StoreBinding } from "./store/store.ts";
 
 /** The daemon cannot serve with this configuration; the message says what to change. */
 export class ServiceStartError extends Error {
@@ -39,15 +40,18 @@ const RESYNC_EVERY_POLLS = 5;
  */
 export async function startService(config: Config, logger: Logger): Promise<Service> {
   const closers: Array<() => Promise<void> | void> = [];
-  const closeAll = async () => {
-    for (const close of closers.reverse()) {
-      try {
-        await close();
-      } catch (error) {
-        logger.warn({ msg: "error while stopping", error: error instanceof Error ? error.message : String(error) });
+  // Once: a second stop() (a second signal) waits for the first instead of closing everything again.
+  let stopping: Promise<void> | undefined;
+  const closeAll = () =>
+    (stopping ??= (async () => {
+      for (const close of [...closers].reverse()) {
+        try {
+          await close();
+        } catch (error) {
+          logger.warn({ msg: "error while stopping", error: errorMessage(error) });
+        }
       }
-    }
-  };
+    })());
 
   try {
     const metrics = createMetrics();
@@ -67,6 +71,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     closers.push(() => driver.close());
 
     const chainId = await rpcChainId(config);
+    bindStore(store, { chainId, vmRegistry: config.contracts.vmRegistry, provider: config.provider });
     const clients = createChainClients({ rpcUrl: config.rpcUrl, chainId, operatorKey: config.operatorKey, pollingInterval: config.pollIntervalMs });
     await ensureOperator(config, clients, logger);
 
@@ -87,6 +92,8 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       sender,
       manifest: config.manifest,
       readyTimeoutMs: config.driver.readyTimeoutMs,
+      concurrency: config.reconcileConcurrency,
+      confirmations: config.confirmations,
       logger: logger.child({ module: "reconciler" }),
       onReconciled: (result, seconds) => {
         metrics.reconcileTotal.inc({ result });
@@ -128,8 +135,9 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       status: () => ({ provider: config.provider, operator: clients.account.address, vms: reconciler.snapshot() }),
       health: () => {
         const lagMs = Date.now() - lastSyncAt;
-        const ok = lagMs < Math.max(10 * config.pollIntervalMs, 15_000);
-        return { ok, detail: { last_sync_ms_ago: lagMs } };
+        const halted = sender.fault();
+        const ok = lagMs < Math.max(10 * config.pollIntervalMs, 15_000) && halted === undefined;
+        return { ok, detail: { last_sync_ms_ago: lagMs, reporting_halted: halted } };
       },
     });
     closers.push(() => api.close());
@@ -143,7 +151,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
           if (++polls % RESYNC_EVERY_POLLS === 0) void reconciler.reconcileMany(store.listActiveVms());
         } catch (error) {
           // An RPC outage is expected weather: keep the last checkpoint and try again on the next tick.
-          logger.warn({ msg: "chain sync failed; retrying", error: error instanceof Error ? error.message : String(error) });
+          logger.warn({ msg: "chain sync failed; retrying", error: errorMessage(error) });
         }
         await setTimeout(config.pollIntervalMs, undefined, { signal: stopSignal.signal }).catch(() => undefined);
       }
@@ -163,12 +171,21 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
 
 async function rpcChainId(config: Config): Promise<number> {
   const chainId = await getChainId(createPublicClient({ transport: http(config.rpcUrl, { retryCount: 2 }) })).catch((error: unknown) => {
-    throw new ServiceStartError(`cannot reach the chain at ${config.rpcUrl}: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}. Is the node running?`);
+    throw new ServiceStartError(`cannot reach the chain at ${redactUrls(config.rpcUrl)}: ${errorMessage(error).split("\n")[0]}. Is the node running?`);
   });
   if (config.chainId !== undefined && chainId !== config.chainId) {
-    throw new ServiceStartError(`the RPC at ${config.rpcUrl} serves chain ${chainId}, but the config says chainId ${config.chainId}.`);
+    throw new ServiceStartError(`the RPC at ${redactUrls(config.rpcUrl)} serves chain ${chainId}, but the config says chainId ${config.chainId}.`);
   }
   return chainId;
+}
+
+function bindStore(store: Store, binding: StoreBinding): void {
+  try {
+    store.bind(binding);
+  } catch (error) {
+    if (error instanceof StoreError) throw new ServiceStartError(error.message);
+    throw error;
+  }
 }
 
 /**

@@ -10,14 +10,17 @@ export type ChainClientsParameters = {
   operatorKey: Hex;
   /** Poll interval for receipts and blocks, in ms. Default: 1000. */
   pollingInterval?: number;
+  /** How requests reach the chain. Default: `http(rpcUrl)` with 3 retries and a 15 s timeout. */
+  transport?: Transport;
 };
 
 /**
  * viem clients for the daemon. The account carries viem's nonce manager so that
  * reports sent back to back never reuse a nonce.
  */
-export function createChainClients({ rpcUrl, chainId, operatorKey, pollingInterval = 1000 }: ChainClientsParameters) {
-  const transport = http(rpcUrl, { retryCount: 3, timeout: 15_000 });
+export function createChainClients(parameters: ChainClientsParameters) {
+  const { rpcUrl, chainId, operatorKey, pollingInterval = 1000 } = parameters;
+  const transport = parameters.transport ?? http(rpcUrl, { retryCount: 3, timeout: 15_000 });
   const chain = defineChain({
     id: chainId,
     name: `chain ${chainId}`,

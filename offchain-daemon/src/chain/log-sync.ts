@@ -2,6 +2,7 @@ import type { Address, Hex, Log } from "viem";
 import { pad } from "viem";
 import type { Logger } from "pino";
 import type { Store } from "../store/store.ts";
+import { canonicalHash, type BlockRef } from "./blocks.ts";
 import type { PublicClient } from "./clients.ts";
 
 export type LogSyncParameters = {
@@ -15,7 +16,7 @@ export type LogSyncParameters = {
   startBlock: bigint;
   /** Blocks a log must be buried under before it is processed. 0 = the head itself. */
   confirmations: number;
-  /** Largest block range asked of `eth_getLogs` at once; halved when the RPC refuses. */
+  /** Largest block range asked of `eth_getLogs` at once; halved when the RPC refuses, doubled again when it answers. */
   chunkBlocks: number;
   logger: Logger;
   /** Called with the VMs that newly confirmed logs touched, and after a reorg with every active VM. */
@@ -24,45 +25,46 @@ export type LogSyncParameters = {
   onReorg?: (from: bigint, to: bigint) => void;
 };
 
-/** How many stored block hashes to keep for finding a reorg's common ancestor. */
-const HASH_HISTORY = 512n;
+/**
+ * Blocks deeper than this under the head are final: their hashes are no longer
+ * kept, and a reorg deeper than this is an error (logged, then a rescan from
+ * the start block).
+ */
+const FINALITY_DEPTH = 512n;
 
 /**
  * Follows VmRegistry logs for one provider from a persisted checkpoint:
- * historical backfill in chunks, then the same step at the head. A reorg is
- * found when the checkpoint block's hash no longer matches the chain; the sync
- * rewinds to the newest stored block that still matches and re-reads from
- * there. Logs only say *which* VMs to look at: the reconciler always reads
- * current state, so re-reading a range is harmless.
+ * historical backfill in chunks, then the same step at the head. The hash of
+ * every block that can still be reorged is kept; a reorg is found when the
+ * checkpoint's hash no longer matches the chain, and the sync rewinds to the
+ * newest stored block that still matches and re-reads from there. A read
+ * whose logs or end block changed under it (a reorg during the read) is
+ * dropped and repeated. An RPC failure is never taken for a reorg. Logs only
+ * say *which* VMs to look at: the reconciler always reads current state, so
+ * re-reading a range is harmless.
  */
 export function createLogSync(parameters: LogSyncParameters) {
   const { client, store, vmRegistry, provider, startBlock, confirmations, logger, onVms } = parameters;
   const providerTopic = pad(provider.toLowerCase() as Hex, { size: 32 });
-  let chunk = BigInt(parameters.chunkBlocks);
-
-  async function blockHash(blockNumber: bigint): Promise<Hex | undefined> {
-    try {
-      return (await client.getBlock({ blockNumber })).hash ?? undefined;
-    } catch {
-      return undefined; // the block is gone: the chain is now shorter than our checkpoint
-    }
-  }
+  const maxChunk = BigInt(parameters.chunkBlocks);
+  let chunk = maxChunk;
 
   /** Returns the block to resume after: the newest stored block still on the canonical chain. */
   async function rewind(from: bigint): Promise<bigint | undefined> {
-    const floor = from > HASH_HISTORY ? from - HASH_HISTORY : 0n;
+    const floor = from > FINALITY_DEPTH ? from - FINALITY_DEPTH : 0n;
     for (let n = from - 1n; n >= floor && n >= startBlock; n--) {
       const stored = store.getBlockHash(n);
       if (stored === undefined) continue;
-      if ((await blockHash(n)) === stored) return n;
+      if ((await canonicalHash(client, n)) === stored) return n;
     }
     logger.error({ msg: "reorg deeper than the stored hash history; rescanning from the start block", from: String(from) });
     return undefined;
   }
 
   async function getLogs(fromBlock: bigint, toBlock: bigint): Promise<Log[]> {
+    let logs: Log[];
     try {
-      return (await client.request({
+      logs = (await client.request({
         method: "eth_getLogs",
         params: [
           {
@@ -81,6 +83,34 @@ export function createLogSync(parameters: LogSyncParameters) {
       const middle = fromBlock + (toBlock - fromBlock) / 2n;
       return [...(await getLogs(fromBlock, middle)), ...(await getLogs(middle + 1n, toBlock))];
     }
+    // A refusal may have been an outage rather than a limit: every success doubles the range again, up to the configured one.
+    chunk = chunk * 2n < maxChunk ? chunk * 2n : maxChunk;
+    return logs;
+  }
+
+  /**
+   * Reads the logs of [from, to] together with the hashes of its blocks that
+   * can still be reorged (and always `to`'s). Returns `undefined` when the
+   * chain changed during the read: a header that does not follow its parent,
+   * a log from another block than the header at its height, or a different
+   * `to` afterwards.
+   */
+  async function readRange(from: bigint, to: bigint, head: bigint): Promise<{ logs: Log[]; blocks: BlockRef[] } | undefined> {
+    const unfinal = head - FINALITY_DEPTH + 1n > from ? head - FINALITY_DEPTH + 1n : from;
+    const headers = new Map<bigint, { hash: Hex; parentHash: Hex }>();
+    for (let n = unfinal < to ? unfinal : to; n <= to; n++) {
+      const block = await client.getBlock({ blockNumber: n });
+      const parent = headers.get(n - 1n)?.hash ?? store.getBlockHash(n - 1n);
+      if (parent !== undefined && block.parentHash !== parent) return undefined;
+      headers.set(n, { hash: block.hash, parentHash: block.parentHash });
+    }
+    const logs = await getLogs(from, to);
+    for (const log of logs) {
+      const header = headers.get(BigInt(log.blockNumber!));
+      if (header !== undefined && header.hash !== log.blockHash) return undefined;
+    }
+    if ((await canonicalHash(client, to)) !== headers.get(to)!.hash) return undefined;
+    return { logs, blocks: [...headers].map(([blockNumber, { hash }]) => ({ blockNumber, blockHash: hash })) };
   }
 
   /** Reads everything confirmed since the checkpoint. Returns the new checkpoint block. */
@@ -89,39 +119,61 @@ export function createLogSync(parameters: LogSyncParameters) {
     const safe = head - BigInt(confirmations);
     let checkpoint = store.getCheckpoint();
 
-    if (checkpoint && (await blockHash(checkpoint.blockNumber)) !== checkpoint.blockHash) {
+    // `undefined`: the chain (or this backend) is shorter than the checkpoint for now; nothing to read yet.
+    const current = checkpoint && (await canonicalHash(client, checkpoint.blockNumber));
+    if (checkpoint && current !== undefined && current !== checkpoint.blockHash) {
       const ancestor = await rewind(checkpoint.blockNumber);
       const resumeAfter = ancestor ?? startBlock - 1n;
       parameters.onReorg?.(checkpoint.blockNumber, resumeAfter);
       logger.warn({ msg: "reorg detected", checkpoint: String(checkpoint.blockNumber), resume_after: String(resumeAfter) });
-      store.deleteBlocksFrom(resumeAfter + 1n);
       const hash = ancestor === undefined ? undefined : store.getBlockHash(ancestor);
       checkpoint = hash ? { blockNumber: ancestor!, blockHash: hash } : undefined;
-      if (checkpoint) store.setCheckpoint(checkpoint);
+      store.transaction(() => {
+        store.deleteBlocksFrom(resumeAfter + 1n);
+        // What the daemon finished on the undone blocks' state may be undone too: look at those VMs again.
+        store.reactivateVmsDoneAfter(resumeAfter);
+        if (checkpoint) store.setCheckpoint(checkpoint);
+      });
       await onVms(store.listActiveVms(), "reorg");
     }
 
     let from = checkpoint ? checkpoint.blockNumber + 1n : startBlock;
     while (from <= safe) {
       const to = from + chunk - 1n < safe ? from + chunk - 1n : safe;
-      const logs = await getLogs(from, to);
-      const hash = await blockHash(to);
-      if (hash === undefined) break; // the head moved back under us; the next round finds the reorg
-      const vmIds = [...new Set(logs.filter((log) => !log.removed).map((log) => BigInt(log.topics[1]!)))];
-      for (const vmId of vmIds) store.upsertVm(vmId, to);
-      // The checkpoint moves only after the VMs are recorded: a crash here re-reads the range, never skips it.
-      store.putBlockHash(to, hash);
-      store.setCheckpoint({ blockNumber: to, blockHash: hash });
-      if (to > HASH_HISTORY) store.pruneBlocksBelow(to - HASH_HISTORY);
-      if (vmIds.length > 0) await onVms(vmIds, "logs");
+      const read = await readRange(from, to, head);
+      if (read === undefined) {
+        logger.warn({ msg: "the chain changed while reading a range; reading it again next round", from: String(from), to: String(to) });
+        break;
+      }
+      const sightings = firstSightings(read.logs);
+      const end = read.blocks.at(-1)!;
+      store.transaction(() => {
+        for (const [vmId, seenAt] of sightings) store.upsertVm(vmId, seenAt);
+        for (const block of read.blocks) store.putBlockHash(block.blockNumber, block.blockHash);
+        // The checkpoint moves with the VMs it covers: a crash re-reads the range, never skips it.
+        store.setCheckpoint(end);
+        if (head > FINALITY_DEPTH) store.pruneFinal(head - FINALITY_DEPTH);
+      });
+      if (sightings.size > 0) await onVms([...sightings.keys()], "logs");
       from = to + 1n;
     }
-    const current = store.getCheckpoint()?.blockNumber ?? startBlock - 1n;
-    parameters.onHead?.(head, current);
-    return current;
+    const currentCheckpoint = store.getCheckpoint()?.blockNumber ?? startBlock - 1n;
+    parameters.onHead?.(head, currentCheckpoint);
+    return currentCheckpoint;
   }
 
   return { syncOnce };
 }
 
 export type LogSync = ReturnType<typeof createLogSync>;
+
+/** For each VM the logs name, the first block (logs come in chain order) that named it. */
+function firstSightings(logs: Log[]): Map<bigint, BlockRef> {
+  const sightings = new Map<bigint, BlockRef>();
+  for (const log of logs) {
+    const vmId = BigInt(log.topics[1]!);
+    if (log.removed || sightings.has(vmId)) continue;
+    sightings.set(vmId, { blockNumber: BigInt(log.blockNumber!), blockHash: log.blockHash! });
+  }
+  return sightings;
+}

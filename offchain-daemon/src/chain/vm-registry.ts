@@ -44,13 +44,14 @@ export function isTerminal(state: VmStateName): boolean {
 }
 
 /**
- * Reads one VM at the latest block; `undefined` when the chain does not know it
- * (after a reorg dropped the request that created it).
+ * Reads one VM at `blockNumber` (default: the latest block); `undefined` when
+ * the RPC does not know it there: a reorg dropped the request that created it,
+ * or the node answering lags the one that served the log.
  */
-export async function readVm(client: PublicClient, vmRegistry: Address, vmId: bigint): Promise<ChainVm | undefined> {
+export async function readVm(client: PublicClient, vmRegistry: Address, vmId: bigint, blockNumber?: bigint): Promise<ChainVm | undefined> {
   let vm;
   try {
-    vm = await client.readContract({ address: vmRegistry, abi: vmRegistryAbi, functionName: "getVm", args: [vmId] });
+    vm = await client.readContract({ address: vmRegistry, abi: vmRegistryAbi, functionName: "getVm", args: [vmId], blockNumber });
   } catch (error) {
     const revert = error instanceof BaseError ? error.walk((e) => e instanceof ContractFunctionRevertedError) : null;
     if (revert instanceof ContractFunctionRevertedError && revert.data?.errorName === "VmRegistryUnknownVm") return undefined;

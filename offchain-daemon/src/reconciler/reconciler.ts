@@ -5,9 +5,12 @@ import type { ContentStore } from "../ipfs/types.ts";
 import type { Store } from "../store/store.ts";
 import type { PublicClient } from "../chain/clients.ts";
 import type { ReportSender } from "../chain/sender.ts";
+import { blockStanding } from "../chain/blocks.ts";
+import { errorMessage } from "../chain/errors.ts";
 import { isTerminal, readVm, type ChainVm, type VmStateName } from "../chain/vm-registry.ts";
 import { fetchManifest, manifestCidFromDigest } from "../manifest/fetch.ts";
 import { FailureReason, failureReasonName } from "../failure-reasons.ts";
+import { createLimiter } from "./limiter.ts";
 import { planStep, type Step } from "./plan.ts";
 import { waitForListening } from "./readiness.ts";
 
@@ -22,6 +25,10 @@ export type ReconcilerParameters = {
   manifest: { maxBytes: number; fetchTimeoutMs: number };
   /** How long a workload with a declared port has to listen before it is reported Failed. */
   readyTimeoutMs: number;
+  /** How many VMs are reconciled at once; the others wait their turn. */
+  concurrency: number;
+  /** Blocks a state must be buried under before the daemon destroys or forgets a workload on it. */
+  confirmations: number;
   logger: Logger;
   onReconciled?: (result: "converged" | "error", durationSeconds: number) => void;
 };
@@ -42,15 +49,17 @@ const MAX_STEPS_PER_PASS = 8;
 /**
  * Drives every VM of this provider towards what the chain says, one VM at a
  * time per VM id (concurrent triggers for the same VM coalesce into one more
- * pass), different VMs in parallel.
+ * pass), different VMs in parallel up to `concurrency` at once.
  */
 export function createReconciler(parameters: ReconcilerParameters) {
   const { client, vmRegistry, provider, store, driver, content, sender, logger } = parameters;
   const inFlight = new Map<bigint, { again: boolean; done: Promise<void> }>();
   const restarts = new Map<bigint, number>();
   const observations = new Map<bigint, VmObservation>();
+  const limit = createLimiter(parameters.concurrency);
 
-  async function execute(vm: ChainVm, step: Step, status: DriverStatus): Promise<void> {
+  /** Takes one step for `vm`; forgetting is pass()'s, since it needs the confirmed block. */
+  async function execute(vm: ChainVm, step: Exclude<Step, { kind: "forget" }>, status: DriverStatus): Promise<void> {
     const log = logger.child({ vm_id: String(vm.vmId) });
     switch (step.kind) {
       case "none":
@@ -100,12 +109,26 @@ export function createReconciler(parameters: ReconcilerParameters) {
         log.info({ msg: "destroying workload", chain_state: vm.state });
         await driver.destroy(vm.vmId);
         return;
-      case "forget":
-        store.markVmDone(vm.vmId);
-        restarts.delete(vm.vmId);
-        observations.delete(vm.vmId);
-        return;
     }
+  }
+
+  function forget(vmId: bigint, atBlock: bigint): void {
+    store.markVmDone(vmId, atBlock);
+    restarts.delete(vmId);
+    observations.delete(vmId);
+  }
+
+  /**
+   * Destroying a workload and forgetting a VM cannot be undone, so they wait
+   * until the confirmed block (head - confirmations) calls for them too.
+   * Returns that block, or `undefined` while it does not.
+   */
+  async function confirmedFor(vmId: bigint, step: Step, status: DriverStatus): Promise<bigint | undefined> {
+    const head = await client.getBlockNumber({ cacheTime: 0 });
+    const atBlock = head - BigInt(parameters.confirmations);
+    const confirmed = await readVm(client, vmRegistry, vmId, atBlock);
+    if (confirmed === undefined || planStep(confirmed, status, restarts.get(vmId) ?? 0).kind !== step.kind) return undefined;
+    return atBlock;
   }
 
   /**
@@ -122,6 +145,25 @@ export function createReconciler(parameters: ReconcilerParameters) {
     }
   }
 
+  /**
+   * The RPC does not show `vmId` as ours. Only our own logs name a VM here, so
+   * either a reorg undid the block that named it, or the node answering lags
+   * the one that served the log. The VM is destroyed and forgotten only once
+   * that block is known to have left the chain; otherwise the pass fails and
+   * is retried.
+   */
+  async function forgetIfReorgedAway(vmId: bigint): Promise<void> {
+    const sighting = store.getVmSighting(vmId);
+    const standing = sighting === undefined ? "unrecorded" : await blockStanding(client, sighting);
+    if (standing !== "gone") {
+      const where = sighting === undefined ? "no block is recorded for it" : `block ${sighting.blockNumber} that named it is ${standing}`;
+      throw new Error(`VM ${vmId} is not this provider's at the RPC's latest block, but ${where}; the RPC may lag, retrying`);
+    }
+    logger.warn({ msg: "the block that named this VM was reorged out; removing it", vm_id: String(vmId), block: String(sighting!.blockNumber) });
+    await driver.destroy(vmId);
+    forget(vmId, sighting!.blockNumber);
+  }
+
   async function pass(vmId: bigint): Promise<void> {
     const started = performance.now();
     let lastStep: Step["kind"] = "none";
@@ -131,11 +173,7 @@ export function createReconciler(parameters: ReconcilerParameters) {
       for (let i = 0; i < MAX_STEPS_PER_PASS; i++) {
         vm = await readVm(client, vmRegistry, vmId);
         if (vm === undefined || vm.provider.toLowerCase() !== provider.toLowerCase()) {
-          // Only our own logs name a VM here, so a VM that is gone or not ours was undone by a reorg.
-          logger.warn({ msg: "VM no longer exists for this provider on-chain; removing it", vm_id: String(vmId) });
-          await driver.destroy(vmId);
-          store.markVmDone(vmId);
-          observations.delete(vmId);
+          await forgetIfReorgedAway(vmId);
           return;
         }
         status = await driver.status(vmId);
@@ -143,15 +181,22 @@ export function createReconciler(parameters: ReconcilerParameters) {
         if (vm.state === "Running" && status.state === "running") restarts.delete(vmId);
         const step = planStep(vm, status, restarts.get(vmId) ?? 0);
         if (step.kind === "none") break;
+        if (step.kind === "destroy" || step.kind === "forget") {
+          const confirmedAt = await confirmedFor(vmId, step, status);
+          if (confirmedAt === undefined) {
+            logger.debug({ msg: "waiting for the state to be confirmed", vm_id: String(vmId), chain_state: vm.state, step: step.kind });
+            break;
+          }
+          if (step.kind === "forget") return forget(vmId, confirmedAt);
+        }
         lastStep = step.kind;
         logger.debug({ msg: "step", vm_id: String(vmId), chain_state: vm.state, driver_state: status.state, step: step.kind });
         await execute(vm, step, status);
-        if (step.kind === "forget") return;
       }
       observations.set(vmId, { vmId, chainState: vm!.state, driver: status, lastStep, updatedAt: new Date().toISOString() });
       parameters.onReconciled?.("converged", (performance.now() - started) / 1000);
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
+      const message = errorMessage(error);
       logger.error({ msg: "reconcile failed; will retry on the next pass", vm_id: String(vmId), error: message });
       observations.set(vmId, {
         vmId,
@@ -176,7 +221,7 @@ export function createReconciler(parameters: ReconcilerParameters) {
     entry.done = (async () => {
       do {
         entry.again = false;
-        await pass(vmId);
+        await limit(() => pass(vmId));
       } while (entry.again);
       inFlight.delete(vmId);
     })();
@@ -195,15 +240,26 @@ export function createReconciler(parameters: ReconcilerParameters) {
 
   /**
    * Destroys workloads the driver holds for VMs the store no longer tracks
-   * (left behind by a crash between destroy and forget, or by a reorg).
+   * (left behind by a crash between destroy and forget, or by a reorg) when
+   * the confirmed block says they are over or not ours; adopts the others.
    */
   async function collectOrphans(): Promise<void> {
     const active = new Set(store.listActiveVms());
     for (const vmId of await driver.list()) {
       if (active.has(vmId)) continue;
-      const vm = await readVm(client, vmRegistry, vmId).catch(() => undefined);
+      let block;
+      let vm;
+      try {
+        const head = await client.getBlockNumber({ cacheTime: 0 });
+        block = await client.getBlock({ blockNumber: head - BigInt(parameters.confirmations) });
+        vm = await readVm(client, vmRegistry, vmId, block.number);
+      } catch (error) {
+        // Only the chain's answer can condemn a workload; RPC trouble is not an answer.
+        logger.warn({ msg: "cannot read an orphaned workload's VM; keeping it for now", vm_id: String(vmId), error: errorMessage(error) });
+        continue;
+      }
       if (vm && vm.provider.toLowerCase() === provider.toLowerCase() && !isTerminal(vm.state)) {
-        store.upsertVm(vmId, 0n);
+        store.upsertVm(vmId, { blockNumber: block.number, blockHash: block.hash });
         continue;
       }
       logger.warn({ msg: "destroying orphaned workload", vm_id: String(vmId) });

@@ -9,6 +9,7 @@ import { Store, StoreError } from "./store.ts";
 const hashA = `0x${"a".repeat(64)}` as const;
 const hashB = `0x${"b".repeat(64)}` as const;
 const maxUint256 = (1n << 256n) - 1n;
+const at = (blockNumber: bigint) => ({ blockNumber, blockHash: hashA });
 
 const root = mkdtempSync(join(tmpdir(), "novacron-store-"));
 let file: string;
@@ -34,7 +35,7 @@ describe("Store.open", () => {
     const db = new DatabaseSync(file);
     try {
       assert.equal(db.prepare("PRAGMA journal_mode").get()?.["journal_mode"], "wal");
-      assert.equal(db.prepare("PRAGMA user_version").get()?.["user_version"], 1);
+      assert.equal(db.prepare("PRAGMA user_version").get()?.["user_version"], 5);
     } finally {
       db.close();
     }
@@ -47,7 +48,7 @@ describe("Store.open", () => {
     db.close();
     assert.throws(() => (store = Store.open(file)), {
       name: "StoreError",
-      message: `the store at ${file} has schema version 99, this daemon knows up to 1; run a newer daemon or use another dataDir`,
+      message: `the store at ${file} has schema version 99, this daemon knows up to 5; run a newer daemon or use another dataDir`,
     });
     store = Store.open(join(root, `case-${counter++}`, "daemon.sqlite"));
   });
@@ -60,6 +61,21 @@ describe("Store.open", () => {
       assert.match(error.message, /^cannot open the store at .*not-a-db\.sqlite: file is not a database/);
       return true;
     });
+  });
+});
+
+describe("binding", () => {
+  const binding = { chainId: 31337, vmRegistry: "0x5FbDB2315678afecb367f032d93F642f64180aa3", provider: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8" } as const;
+
+  it("issue 11 case 7: binds a store to its chain id, registry and provider, and refuses others", () => {
+    store.bind(binding);
+    reopen().bind(binding);
+    assert.throws(() => store.bind({ ...binding, chainId: 1 }), {
+      name: "StoreError",
+      message: "this store belongs to chain_id 31337, not 1; use another dataDir for another chain, registry or provider",
+    });
+    assert.throws(() => store.bind({ ...binding, vmRegistry: "0x0000000000000000000000000000000000000001" }), /belongs to vm_registry 0x5fbdb2315678afecb367f032d93f642f64180aa3/);
+    assert.throws(() => store.bind({ ...binding, provider: "0x0000000000000000000000000000000000000002" }), /belongs to provider 0x70997970c51812dc3a010c7d01b50e0d17dc79c8/);
   });
 });
 
@@ -90,7 +106,7 @@ describe("block hashes", () => {
     assert.equal(store.getBlockHash(5n), undefined);
     assert.equal(store.getBlockHash(6n), undefined);
 
-    store.pruneBlocksBelow(3n);
+    store.pruneFinal(3n);
     assert.equal(store.getBlockHash(2n), undefined);
     assert.equal(store.getBlockHash(3n), hashB);
 
@@ -101,33 +117,61 @@ describe("block hashes", () => {
 
 describe("VMs", () => {
   it("lists active VMs in numeric order, uint256 ids included", () => {
-    for (const id of [100n, 2n, maxUint256, 10n]) store.upsertVm(id, 5n);
+    for (const id of [100n, 2n, maxUint256, 10n]) store.upsertVm(id, at(5n));
     assert.deepEqual(reopen().listActiveVms(), [2n, 10n, 100n, maxUint256]);
     assert.ok(store.hasVm(maxUint256));
     assert.ok(!store.hasVm(3n));
   });
 
   it("drops a done VM from the active list but still knows it", () => {
-    store.upsertVm(1n, 5n);
-    store.upsertVm(2n, 6n);
-    store.markVmDone(1n);
+    store.upsertVm(1n, at(5n));
+    store.upsertVm(2n, at(6n));
+    store.markVmDone(1n, 5n);
     assert.deepEqual(store.listActiveVms(), [2n]);
     assert.ok(store.hasVm(1n));
-    store.markVmDone(1n);
-    store.markVmDone(7n);
+    store.markVmDone(1n, 5n);
+    store.markVmDone(7n, 5n);
     assert.ok(store.hasVm(7n));
     assert.deepEqual(reopen().listActiveVms(), [2n]);
   });
 
   it("reactivates a done VM seen again (a reorg can undo its termination)", () => {
-    store.upsertVm(1n, 5n);
-    store.markVmDone(1n);
-    store.upsertVm(1n, 4n);
+    store.upsertVm(1n, at(5n));
+    store.markVmDone(1n, 5n);
+    store.upsertVm(1n, at(4n));
     assert.deepEqual(store.listActiveVms(), [1n]);
   });
 
+  it("keeps the earliest block that named a VM as its sighting", () => {
+    assert.equal(store.getVmSighting(1n), undefined);
+    store.upsertVm(1n, { blockNumber: 7n, blockHash: hashB });
+    store.upsertVm(1n, { blockNumber: 9n, blockHash: hashA });
+    assert.deepEqual(store.getVmSighting(1n), { blockNumber: 7n, blockHash: hashB });
+    store.upsertVm(1n, { blockNumber: 5n, blockHash: hashA });
+    assert.deepEqual(reopen().getVmSighting(1n), { blockNumber: 5n, blockHash: hashA });
+  });
+
+  it("issue 11 case 2: re-activates VMs marked done on a block after a reorg's common ancestor", () => {
+    for (const id of [1n, 2n, 3n]) store.upsertVm(id, at(3n));
+    store.markVmDone(1n, 8n);
+    store.markVmDone(2n, 10n);
+    store.markVmDone(3n, 12n);
+    store.reactivateVmsDoneAfter(10n);
+    assert.deepEqual(store.listActiveVms(), [3n]);
+  });
+
+  it("issue 11 case 11: prunes VMs done on a final block, never active ones or ones a reorg could re-activate", () => {
+    for (const id of [1n, 2n, 3n]) store.upsertVm(id, at(3n));
+    store.markVmDone(1n, 8n);
+    store.markVmDone(2n, 12n);
+    store.pruneFinal(10n);
+    assert.ok(!store.hasVm(1n));
+    assert.ok(store.hasVm(2n));
+    assert.deepEqual(store.listActiveVms(), [3n]);
+  });
+
   it("rejects ids outside uint256", () => {
-    assert.throws(() => store.upsertVm(-1n, 0n), { name: "StoreError", message: "VM id -1 is not a uint256" });
+    assert.throws(() => store.upsertVm(-1n, at(0n)), { name: "StoreError", message: "VM id -1 is not a uint256" });
     assert.throws(() => store.hasVm(maxUint256 + 1n), { name: "StoreError" });
   });
 });
@@ -135,7 +179,7 @@ describe("VMs", () => {
 describe("transaction", () => {
   it("commits every write together", () => {
     store.transaction(() => {
-      store.upsertVm(1n, 9n);
+      store.upsertVm(1n, at(9n));
       store.setCheckpoint({ blockNumber: 9n, blockHash: hashA });
     });
     reopen();
@@ -148,7 +192,7 @@ describe("transaction", () => {
     assert.throws(
       () =>
         store.transaction(() => {
-          store.upsertVm(1n, 9n);
+          store.upsertVm(1n, at(9n));
           store.setCheckpoint({ blockNumber: 9n, blockHash: hashB });
           throw new Error("crash before the block is done");
         }),
@@ -161,14 +205,14 @@ describe("transaction", () => {
 
   it("rolls back only a nested part that failed", () => {
     store.transaction(() => {
-      store.upsertVm(1n, 1n);
+      store.upsertVm(1n, at(1n));
       assert.throws(() =>
         store.transaction(() => {
-          store.upsertVm(2n, 1n);
+          store.upsertVm(2n, at(1n));
           throw new Error("inner");
         }),
       );
-      store.upsertVm(3n, 1n);
+      store.upsertVm(3n, at(1n));
     });
     assert.deepEqual(reopen().listActiveVms(), [1n, 3n]);
   });
@@ -177,7 +221,7 @@ describe("transaction", () => {
     assert.throws(
       () =>
         store.transaction(async () => {
-          store.upsertVm(1n, 1n);
+          store.upsertVm(1n, at(1n));
           await Promise.resolve();
         }),
       { name: "StoreError", message: "Store.transaction takes a synchronous function; move the await outside the transaction" },
@@ -202,10 +246,11 @@ describe("intents", () => {
     assert.equal(open.txHash, undefined);
     assert.ok(Math.abs(open.createdAt - Date.now()) < 60_000);
 
-    // Crash after signing, before the receipt: the hash is there to look up.
-    store.setIntentTx(id, hashA);
+    // Crash after signing, before or after broadcasting: the hash is there to look up, the bytes to send again.
+    store.setIntentTx(id, hashA, "0x02f86c");
     [open] = reopen().openIntents();
     assert.equal(open?.txHash, hashA);
+    assert.equal(open?.rawTx, "0x02f86c");
     assert.deepEqual(store.openIntentFor(5n, "reportRunning"), open);
 
     store.finishIntent(id, "mined");
@@ -238,12 +283,21 @@ describe("intents", () => {
       name: "StoreError",
       message: `intent ${id} is already finished as reverted, not mined`,
     });
-    assert.throws(() => store.setIntentTx(id, hashB), {
+    assert.throws(() => store.setIntentTx(id, hashB, "0x02"), {
       name: "StoreError",
       message: `intent ${id} is already finished (reverted); it cannot take another transaction`,
     });
     assert.throws(() => store.finishIntent(999, "dropped"), { name: "StoreError", message: "intent 999 does not exist" });
-    assert.throws(() => store.setIntentTx(999, hashA), { name: "StoreError", message: "intent 999 does not exist" });
+    assert.throws(() => store.setIntentTx(999, hashA, "0x02"), { name: "StoreError", message: "intent 999 does not exist" });
+  });
+
+  it("issue 11 case 11: prunes intents finished before a time, never open ones", () => {
+    const old = store.addIntent({ vmId: 1n, action: "reportRunning", args: "{}" });
+    store.finishIntent(old, "mined");
+    const open = store.addIntent({ vmId: 2n, action: "reportRunning", args: "{}" });
+    store.pruneIntentsFinishedBefore(Date.now() + 1);
+    assert.throws(() => store.finishIntent(old, "mined"), { message: `intent ${old} does not exist` });
+    assert.deepEqual(store.openIntents().map((intent) => intent.id), [open]);
   });
 
   it("rejects args that are not JSON", () => {

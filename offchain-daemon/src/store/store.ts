@@ -2,7 +2,8 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import type { StatementSync } from "node:sqlite";
-import type { Hex } from "viem";
+import type { Address, Hex } from "viem";
+import type { BlockRef } from "../chain/blocks.ts";
 
 export interface Checkpoint {
   /** Last block whose logs are fully applied. */
@@ -22,6 +23,8 @@ export interface Intent {
   args: string;
   /** Hash of the last signed transaction for this intent, once known. */
   txHash?: Hex;
+  /** That transaction's signed bytes, journalled before it was broadcast. */
+  rawTx?: Hex;
   /** Milliseconds since the epoch. */
   createdAt: number;
 }
@@ -67,7 +70,37 @@ const migrations = [
   -- Two open intents for the same report would mean two transactions for it.
   CREATE UNIQUE INDEX intents_one_open ON intents (vm_id, action) WHERE outcome IS NULL;
   `,
+  `
+  -- The hash of first_seen_block: a VM is forgotten only once that block has left the chain.
+  -- Version 1 recorded the end block of the log's chunk, whose hash the blocks table may still hold.
+  ALTER TABLE vms ADD COLUMN first_seen_hash TEXT;
+  UPDATE vms SET first_seen_hash = (SELECT hash FROM blocks WHERE blocks.number = vms.first_seen_block);
+  `,
+  `
+  -- What this file's checkpoint, blocks and VMs are about; set once, then checked on every start.
+  CREATE TABLE binding (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    chain_id INTEGER NOT NULL,
+    vm_registry TEXT NOT NULL,
+    provider TEXT NOT NULL
+  );
+  `,
+  `
+  -- The confirmed block whose state let the daemon mark the VM done; a reorg to before it re-activates the VM.
+  ALTER TABLE vms ADD COLUMN done_block INTEGER;
+  `,
+  `
+  -- The signed transaction itself, journalled before it is broadcast, so a restart can send it again.
+  ALTER TABLE intents ADD COLUMN raw_tx TEXT;
+  `,
 ];
+
+/** The chain, registry and provider a store's contents belong to. */
+export interface StoreBinding {
+  chainId: number;
+  vmRegistry: Address;
+  provider: Address;
+}
 
 const maxUint256 = (1n << 256n) - 1n;
 const hash32 = /^0x[0-9a-fA-F]{64}$/;
@@ -184,6 +217,25 @@ export class Store {
     return statement;
   }
 
+  /**
+   * Binds a new store to `binding`, or checks that an existing one was bound to it:
+   * a checkpoint or a VM list from another chain, registry or provider is meaningless here.
+   * @throws {StoreError} when the store belongs to another chain, registry or provider.
+   */
+  bind(binding: StoreBinding): void {
+    const wanted = { chain_id: binding.chainId, vm_registry: binding.vmRegistry.toLowerCase(), provider: binding.provider.toLowerCase() };
+    const row = this.#statement("SELECT chain_id, vm_registry, provider FROM binding WHERE id = 1").get();
+    if (row === undefined) {
+      this.#statement("INSERT INTO binding (id, chain_id, vm_registry, provider) VALUES (1, ?, ?, ?)").run(wanted.chain_id, wanted.vm_registry, wanted.provider);
+      return;
+    }
+    for (const [field, value] of Object.entries(wanted)) {
+      if (row[field] !== value) {
+        throw new StoreError(`this store belongs to ${field} ${String(row[field])}, not ${value}; use another dataDir for another chain, registry or provider`);
+      }
+    }
+  }
+
   getCheckpoint(): Checkpoint | undefined {
     const statement = this.#statement("SELECT block_number, block_hash FROM checkpoint WHERE id = 1");
     statement.setReadBigInts(true);
@@ -215,24 +267,40 @@ export class Store {
     this.#statement("DELETE FROM blocks WHERE number >= ?").run(blockKey(blockNumber));
   }
 
-  /** Forgets blocks below `blockNumber` (final: deeper than any reorg we handle). */
-  pruneBlocksBelow(blockNumber: bigint): void {
-    this.#statement("DELETE FROM blocks WHERE number < ?").run(blockKey(blockNumber));
+  /**
+   * Forgets what no reorg can need again once `finalBlock` is final: block
+   * hashes below it and VMs marked done on it or before.
+   */
+  pruneFinal(finalBlock: bigint): void {
+    this.#statement("DELETE FROM blocks WHERE number < ?").run(blockKey(finalBlock));
+    this.#statement("DELETE FROM vms WHERE done = 1 AND done_block <= ?").run(blockKey(finalBlock));
   }
 
   /**
-   * Records that a log for this VM was seen at `seenAtBlock`. A VM marked done
-   * becomes active again: a reorg can undo its termination, and a VM that is
-   * still terminal costs one more reconcile pass before it is done again.
+   * Records that a log for this VM was seen in block `seenAt`; the earliest
+   * such block is kept as the VM's first sighting. A VM marked done becomes
+   * active again: a reorg can undo its termination, and a VM that is still
+   * terminal costs one more reconcile pass before it is done again.
    */
-  upsertVm(vmId: bigint, seenAtBlock: bigint): void {
+  upsertVm(vmId: bigint, seenAt: BlockRef): void {
     this.#statement(
-      `INSERT INTO vms (vm_id, first_seen_block, last_seen_block, done) VALUES (?1, ?2, ?2, 0)
+      `INSERT INTO vms (vm_id, first_seen_block, first_seen_hash, last_seen_block, done) VALUES (?1, ?2, ?3, ?2, 0)
        ON CONFLICT (vm_id) DO UPDATE SET
+         first_seen_hash = CASE WHEN first_seen_block IS NULL OR excluded.first_seen_block < first_seen_block
+                           THEN excluded.first_seen_hash ELSE first_seen_hash END,
          first_seen_block = coalesce(min(first_seen_block, excluded.first_seen_block), excluded.first_seen_block),
          last_seen_block = max(coalesce(last_seen_block, excluded.last_seen_block), excluded.last_seen_block),
          done = 0`,
-    ).run(vmKey(vmId), blockKey(seenAtBlock));
+    ).run(vmKey(vmId), blockKey(seenAt.blockNumber), hash32Hex("block hash", seenAt.blockHash));
+  }
+
+  /** The first block a log named this VM in, when its hash is known. */
+  getVmSighting(vmId: bigint): BlockRef | undefined {
+    const statement = this.#statement("SELECT first_seen_block, first_seen_hash FROM vms WHERE vm_id = ?");
+    statement.setReadBigInts(true);
+    const row = statement.get(vmKey(vmId));
+    if (row === undefined || row["first_seen_block"] === null || row["first_seen_hash"] === null) return undefined;
+    return { blockNumber: row["first_seen_block"] as bigint, blockHash: row["first_seen_hash"] as Hex };
   }
 
   /** VMs not yet done, in ascending id order. */
@@ -243,11 +311,16 @@ export class Store {
       .map((row) => BigInt(row["vm_id"] as string));
   }
 
-  /** The VM is terminal on-chain and its workload is gone; reconcile stops visiting it. */
-  markVmDone(vmId: bigint): void {
+  /** The VM is terminal on-chain at `atBlock` and its workload is gone; reconcile stops visiting it. */
+  markVmDone(vmId: bigint, atBlock: bigint): void {
     this.#statement(
-      "INSERT INTO vms (vm_id, done) VALUES (?, 1) ON CONFLICT (vm_id) DO UPDATE SET done = 1",
-    ).run(vmKey(vmId));
+      "INSERT INTO vms (vm_id, done, done_block) VALUES (?1, 1, ?2) ON CONFLICT (vm_id) DO UPDATE SET done = 1, done_block = ?2",
+    ).run(vmKey(vmId), blockKey(atBlock));
+  }
+
+  /** A reorg rewound the chain to `ancestor`: VMs marked done on a later block's state are active again. */
+  reactivateVmsDoneAfter(ancestor: bigint): void {
+    this.#statement("UPDATE vms SET done = 0 WHERE done = 1 AND done_block > ?").run(blockKey(ancestor));
   }
 
   hasVm(vmId: bigint): boolean {
@@ -256,7 +329,7 @@ export class Store {
 
   /**
    * Records a transaction about to be sent and returns its id. Call it before
-   * signing, and {@link Store.setIntentTx} before broadcasting.
+   * signing, and {@link Store.setIntentTx} after signing, before broadcasting.
    * @throws {StoreError} when the VM already has an open intent for `action`.
    */
   addIntent(intent: { vmId: bigint; action: string; args: string }): number {
@@ -277,10 +350,12 @@ export class Store {
     return Number(result.lastInsertRowid);
   }
 
-  /** Records the hash of the signed transaction (again for each replacement). */
-  setIntentTx(id: number, txHash: Hex): void {
-    const result = this.#statement("UPDATE intents SET tx_hash = ? WHERE id = ? AND outcome IS NULL").run(
+  /** Records the signed transaction's hash and bytes before it is broadcast (again for each replacement). */
+  setIntentTx(id: number, txHash: Hex, rawTx: Hex): void {
+    if (!/^0x([0-9a-fA-F]{2})+$/.test(rawTx)) throw new StoreError(`signed transaction for intent ${id} is not 0x followed by hex bytes`);
+    const result = this.#statement("UPDATE intents SET tx_hash = ?, raw_tx = ? WHERE id = ? AND outcome IS NULL").run(
       hash32Hex("transaction hash", txHash),
+      rawTx,
       id,
     );
     if (result.changes === 0) {
@@ -300,6 +375,11 @@ export class Store {
     }
   }
 
+  /** Forgets intents finished before `time` (ms since the epoch); open ones stay. */
+  pruneIntentsFinishedBefore(time: number): void {
+    this.#statement("DELETE FROM intents WHERE outcome IS NOT NULL AND finished_at < ?").run(time);
+  }
+
   #outcome(id: number): IntentOutcome {
     const row = this.#statement("SELECT outcome FROM intents WHERE id = ?").get(id);
     if (row === undefined) throw new StoreError(`intent ${id} does not exist`);
@@ -309,7 +389,7 @@ export class Store {
   /** Intents not yet finished, oldest first: the sender resumes these after a restart. */
   openIntents(): Intent[] {
     return this.#statement(
-      "SELECT id, vm_id, action, args, tx_hash, created_at FROM intents WHERE outcome IS NULL ORDER BY id",
+      "SELECT id, vm_id, action, args, tx_hash, raw_tx, created_at FROM intents WHERE outcome IS NULL ORDER BY id",
     )
       .all()
       .map(toIntent);
@@ -317,7 +397,7 @@ export class Store {
 
   openIntentFor(vmId: bigint, action: string): Intent | undefined {
     const row = this.#statement(
-      "SELECT id, vm_id, action, args, tx_hash, created_at FROM intents WHERE vm_id = ? AND action = ? AND outcome IS NULL",
+      "SELECT id, vm_id, action, args, tx_hash, raw_tx, created_at FROM intents WHERE vm_id = ? AND action = ? AND outcome IS NULL",
     ).get(vmKey(vmId), action);
     return row === undefined ? undefined : toIntent(row);
   }
@@ -332,5 +412,6 @@ function toIntent(row: Record<string, unknown>): Intent {
     createdAt: Number(row["created_at"]),
   };
   if (row["tx_hash"] !== null) intent.txHash = row["tx_hash"] as Hex;
+  if (row["raw_tx"] !== null) intent.rawTx = row["raw_tx"] as Hex;
   return intent;
 }

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createPublicClient, createWalletClient, http, type Address, type Hex } from "viem";
 import { hardhat } from "viem/chains";
+import { privateKeyToAccount } from "viem/accounts";
 import { creditTokenAbi, providerRegistryAbi, vmRegistryAbi } from "../chain/abi.generated.ts";
 import { readVm, type ChainVm, type VmStateName } from "../chain/vm-registry.ts";
 import { createEmbeddedStore } from "../ipfs/embedded.ts";
@@ -91,7 +92,22 @@ export async function startTestStack(name: string) {
         deposit: bigint,
         maxPricePerSecond: bigint = 10n ** 18n,
       ): Promise<bigint> {
-        await send(tenantWallet, { address: creditToken, abi: creditTokenAbi, functionName: "approve", args: [vmRegistry, deposit] } as never);
+        await stack.approveDeposit(deposit);
+        return stack.submitRequestVm(digest, resources, deposit, maxPricePerSecond);
+      },
+
+      /** Tenant #1 lets VmRegistry take `deposit`. */
+      async approveDeposit(deposit: bigint) {
+        return send(tenantWallet, { address: creditToken, abi: creditTokenAbi, functionName: "approve", args: [vmRegistry, deposit] } as never);
+      },
+
+      /** Requests a VM from the demo provider as tenant #1, in one transaction (the deposit approved before); returns its id. */
+      async submitRequestVm(
+        digest: Hex,
+        resources: { vcpu: number; memoryMiB: number; diskGiB: number },
+        deposit: bigint,
+        maxPricePerSecond: bigint = 10n ** 18n,
+      ): Promise<bigint> {
         await send(tenantWallet, {
           address: vmRegistry,
           abi: vmRegistryAbi,
@@ -158,6 +174,14 @@ export async function startTestStack(name: string) {
         const read = (functionName: "operatorOf" | "pendingOperatorOf") =>
           publicClient.readContract({ address: providerRegistry, abi: providerRegistryAbi, functionName, args: [provider] });
         return { operator: await read("operatorOf"), pending: await read("pendingOperatorOf") };
+      },
+
+      /** The demo provider's owner hands the operator role to `operatorKey` (a key the node holds), which accepts it. */
+      async rotateOperator(operatorKey: Hex) {
+        const operator = privateKeyToAccount(operatorKey);
+        await send(providerWallet, { address: providerRegistry, abi: providerRegistryAbi, functionName: "setOperator", args: [operator.address] } as never);
+        const newOperatorWallet = createWalletClient({ account: operator.address, transport, chain: viemChain });
+        return send(newOperatorWallet, { address: providerRegistry, abi: providerRegistryAbi, functionName: "acceptOperator", args: [deployment.accounts.providerOwner] } as never);
       },
 
       async providerWithdraw() {
