@@ -142,7 +142,8 @@ describe("provider daemon", () => {
       const vm = await apiVm(service, vmId);
       return vm?.driver.state === "stopped" ? vm : undefined;
     }, 30_000);
-    assert.ok(!alive(first.driver.pid!), "the workload process ended");
+    // The driver may see the process exit (a zombie) a moment before this process reaps it.
+    await until("the workload process to end", async () => !alive(first.driver.pid!) || undefined);
 
     await stack.tenantTopUp(vmId, parseUnits("10", 18));
     await stack.waitForState(vmId, "Running", 30_000);
