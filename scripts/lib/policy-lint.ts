@@ -8,30 +8,14 @@
 // so one signer could move the whole balance to a provider it controls, bypassing the 2-of-3 + 1 h transfer rule.
 import { parseAbiItem, type AbiFunction, type AbiParameter } from "viem";
 
-// The parts of a policy file (`PolicyJson` in scripts/lib/policy.ts, which is assignable to these) the lint reads;
-// declared here so the lint depends on nothing of the compiler.
-export interface ConditionJson {
-  /** A parameter name (`deposit`), a tuple field (`resources.vcpu`), a head word number, or `msg.value`. */
-  arg: string | number;
-  op: string;
-  value?: string | number;
-  set?: (string | number)[];
-}
-export interface RuleJson {
-  target: string;
-  function: string;
-  conditions?: ConditionJson[];
-}
-export interface ClassJson {
-  name: string;
-  signers: string[];
-  threshold: number;
-  delay: string | number;
-  rules: RuleJson[];
-}
-export interface PolicyJson {
-  classes: ClassJson[];
-}
+import type * as Policy from "./policy.ts";
+
+// The parts of a policy file the lint reads (a type-only import: the lint depends on nothing of the compiler at
+// run time).
+export type ConditionJson = Pick<Policy.ConditionJson, "arg" | "value" | "set"> & { op: string };
+export type RuleJson = Pick<Policy.RuleJson, "target" | "function"> & { conditions?: ConditionJson[] };
+export type ClassJson = Pick<Policy.ClassJson, "name" | "signers" | "threshold" | "delay"> & { rules: RuleJson[] };
+export type PolicyJson = { classes: ClassJson[] };
 
 /** An upper bound on an amount, in the asset's smallest unit, or none. */
 export type Bound = bigint | "unbounded";
