@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { parseUnits } from "viem";
 import { spawnChild, sleep, stopGroup, type StackChild } from "../../scripts/stack/processes.ts";
-import { startTestStack, type TestStack } from "./testing/stack.ts";
+import { startTestStack, type TestStack } from "../testing/stack.ts";
 import { destroyAllWorkloads } from "./drivers/process.ts";
 import pino from "pino";
 

@@ -7,9 +7,9 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import pino from "pino";
 import { parseUnits } from "viem";
-import { createDaemonParts } from "../testing/daemon-parts.ts";
-import { faultyTransport } from "../testing/faulty-transport.ts";
-import { startTestStack, type TestStack } from "../testing/stack.ts";
+import { createDaemonParts } from "../../testing/daemon-parts.ts";
+import { faultyTransport } from "../../testing/faulty-transport.ts";
+import { startTestStack, type TestStack } from "../../testing/stack.ts";
 import { createChainClients } from "./clients.ts";
 import { createReportSender } from "./sender.ts";
 

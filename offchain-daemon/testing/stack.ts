@@ -9,14 +9,14 @@ import { join } from "node:path";
 import { createPublicClient, createWalletClient, http, type Address, type Hex } from "viem";
 import { hardhat } from "viem/chains";
 import { privateKeyToAccount } from "viem/accounts";
-import { creditTokenAbi, providerRegistryAbi, vmRegistryAbi } from "../chain/abi.generated.ts";
-import { readVm, type ChainVm, type VmStateName } from "../chain/vm-registry.ts";
-import { createEmbeddedStore } from "../ipfs/embedded.ts";
-import { createKuboStore } from "../ipfs/kubo.ts";
-import { startKuboRpcServer } from "../ipfs/kubo-rpc-server.ts";
-import { digestFromCid } from "../manifest/fetch.ts";
-import { deployLocal, PROJECT_ROOT, startHardhatNode, type LocalDeployment } from "../../../scripts/stack/hardhat.ts";
-import { sleep } from "../../../scripts/stack/processes.ts";
+import { creditTokenAbi, providerRegistryAbi, vmRegistryAbi } from "../src/chain/abi.generated.ts";
+import { readVm, type ChainVm, type VmStateName } from "../src/chain/vm-registry.ts";
+import { createEmbeddedStore } from "../src/ipfs/embedded.ts";
+import { createKuboStore } from "../src/ipfs/kubo.ts";
+import { startKuboRpcServer } from "../src/ipfs/kubo-rpc-server.ts";
+import { digestFromCid } from "../src/manifest/fetch.ts";
+import { deployLocal, PROJECT_ROOT, startHardhatNode, type LocalDeployment } from "../../scripts/stack/hardhat.ts";
+import { sleep } from "../../scripts/stack/processes.ts";
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
