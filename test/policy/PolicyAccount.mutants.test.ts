@@ -19,8 +19,20 @@ const EXPLICIT_VIEW: PolicyJson = (() => {
   return json;
 })();
 
+/** The example policy whose 2-of-3 class has two signers (alice, bob) and a guardian who is not a signer (carol). */
+const GUARDIAN_NOT_SIGNER: PolicyJson = (() => {
+  const json: PolicyJson = structuredClone(EXAMPLE_POLICY);
+  const large = json.classes.find((c) => c.name === "large-vm-or-terminate")!;
+  large.signers = ["alice", "bob"];
+  large.guardians = ["carol"];
+  return json;
+})();
+
 async function exampleFixture(connection: NetworkConnection) {
   return await deployPolicyFixture(connection);
+}
+async function guardianFixture(connection: NetworkConnection) {
+  return await deployPolicyFixture(connection, GUARDIAN_NOT_SIGNER);
 }
 async function explicitViewFixture(connection: NetworkConnection) {
   return await deployPolicyFixture(connection, EXPLICIT_VIEW);
@@ -68,5 +80,19 @@ describe("PolicyAccount: mutants", function () {
       f.account,
       "PolicyAccountActionDenied",
     );
+  });
+
+  // SignatureApprovals._signerIndex: the signer list ends where the guardians begin (they follow it in the layout).
+  it("a guardian who is not a signer of the class can neither propose nor approve its operations", async function () {
+    const f = await networkHelpers.loadFixture(guardianFixture);
+    const transfer = [await callOf(f.token, "transfer", [f.tenant.address, NCC])];
+    await expect(f.account.connect(f.carol).propose(transfer, ++nonceCounter))
+      .to.be.revertedWithCustomError(f.account, "PolicyAccountNotSigner")
+      .withArgs(nonceCounter, f.carol.address);
+    const opId = ++nonceCounter;
+    await f.account.connect(f.alice).propose(transfer, opId);
+    await expect(f.account.connect(f.carol).approve(opId))
+      .to.be.revertedWithCustomError(f.account, "PolicyAccountNotSigner")
+      .withArgs(opId, f.carol.address);
   });
 });
