@@ -146,7 +146,7 @@ async function otherOps(): Promise<Record<string, bigint>> {
   await own.openOrder(MANIFEST, VM, [], MAX_PRICE, DEPOSIT);
   id = await vms.vmCount();
   await op.bid(id, BID);
-  await record("acceptBid", own.acceptBid(id, 0));
+  await record("acceptBid", own.acceptBid(id, 0, providerA!.address));
   await increase(BigInt(params.provisioningTimeout) + 1n);
   await record("expireVm (slashes)", vms.connect(stranger!).expireVm(id));
 

@@ -114,12 +114,15 @@ contract VmRegistry is IVmRegistry {
     }
 
     /// @inheritdoc IVmRegistry
-    function acceptBid(uint256 vmId, uint256 index) external {
+    function acceptBid(uint256 vmId, uint256 index, address provider) external {
         Vm storage vm = _ownedVm(vmId);
         _expectState(vmId, vm, VmState.Bidding);
         Bid[] memory bids = _orderBook.bids(vmId);
         uint256 count = bids.length;
         if (index >= count) revert VmRegistryUnknownBid(vmId, index, count);
+        // An eviction shifts the list: the owner's choice is the provider, the index only finds it.
+        address found = bids[index].provider;
+        if (found != provider) revert VmRegistryBidMoved(vmId, index, provider, found);
         _award(vmId, vm, bids, index);
     }
 

@@ -205,6 +205,8 @@ interface IVmRegistry {
     error VmRegistryRegionNotAllowed(uint256 vmId, bytes32 region);
     /// @notice `index` is not a bid of `vmId` (it has `count`).
     error VmRegistryUnknownBid(uint256 vmId, uint256 index, uint256 count);
+    /// @notice `acceptBid` named `expected` but bid `index` is `actual`'s (the list changed): read the bids again.
+    error VmRegistryBidMoved(uint256 vmId, uint256 index, address expected, address actual);
     /// @notice Order `vmId` has no bid.
     error VmRegistryNoValidBid(uint256 vmId);
     /// @notice An amount must be non-zero.
@@ -267,10 +269,11 @@ interface IVmRegistry {
     /// below the highest of a full order evicts it. Emits {VmBidPlaced} (and {VmBidEvicted}).
     function bid(uint256 vmId, uint256 pricePerSecond) external;
 
-    /// @notice Owner: leases the order to bid `index` now, even before the window ends; the other bidders'
-    /// reservations are released.
-    /// @dev Emits {VmAwarded} and {VmStateChanged}.
-    function acceptBid(uint256 vmId, uint256 index) external;
+    /// @notice Owner: leases the order to bid `index`, which must be `provider`'s, now, even before the window ends;
+    /// the other bidders' reservations are released. Naming the provider keeps an eviction that shifts the list
+    /// (front-running the owner) from turning the accepted index into another provider's bid.
+    /// @dev Emits {VmAwarded} and {VmStateChanged}. Reverts with {VmRegistryBidMoved}.
+    function acceptBid(uint256 vmId, uint256 index, address provider) external;
 
     /// @notice Anyone, after the bid window: leases the order to the lowest bid (tie: the earliest); the losers'
     /// reservations are released. A standing bid cannot be made invalid, so a bidder cannot steer the result.

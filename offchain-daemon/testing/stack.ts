@@ -136,7 +136,8 @@ export async function startTestStack(name: string) {
 
       /** Tenant #1 accepts bid `index` of its order now. */
       async tenantAcceptBid(vmId: bigint, index: bigint) {
-        return send(tenantWallet, { address: vmRegistry, abi: vmRegistryAbi, functionName: "acceptBid", args: [vmId, index] } as never);
+        const bids = await publicClient.readContract({ address: vmRegistry, abi: vmRegistryAbi, functionName: "getBids", args: [vmId] });
+        return send(tenantWallet, { address: vmRegistry, abi: vmRegistryAbi, functionName: "acceptBid", args: [vmId, index, bids[Number(index)]!.provider] } as never);
       },
 
       /** Tenant #1 approves and tops up `amount`. */

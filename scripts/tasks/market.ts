@@ -115,7 +115,11 @@ export async function orderAccept(args: Args, hre: HardhatRuntimeEnvironment) {
     const vmId = parseVmId(args["id"]);
     const index = parseInteger(args["index"] ?? "0", "--index");
     const signer = await ownerSigner(s, vmId, args["from"]);
-    return send(s, `acceptBid(${vmId}, ${index})`, await s.vmRegistry.connect(signer).acceptBid(vmId, index));
+    // The bid is bound by its provider, read now: if the list changes before this is mined, it reverts.
+    const bids = await s.vmRegistry.getBids(vmId);
+    const provider = bids[Number(index)]?.provider;
+    if (provider === undefined) throw new UserError(`order ${vmId} has ${bids.length} bid(s); --index must be below that (see vm:status).`);
+    return send(s, `acceptBid(${vmId}, ${index}, ${provider})`, await s.vmRegistry.connect(signer).acceptBid(vmId, index, provider));
   });
 }
 

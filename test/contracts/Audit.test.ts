@@ -152,6 +152,28 @@ describe("Audit (issue 9): marketplace", function () {
       for (const s of squatters) expect(await leased(f, s.address)).to.deep.equal([0n, 0n, 0n]);
     });
 
+    it("audit 3 (self-review): an eviction front-running acceptBid cannot turn the accepted index into another bid", async function () {
+      // Eight bids: the cheapest at index 0, the most expensive at index 1, the tenant's choice at index 2.
+      const owners: Account[] = [];
+      const id = await openOrder(f);
+      const prices = [P / 2n, 2n * P, P, P, P, P, P, P];
+      for (const price of prices) {
+        const [owner, operator] = await throwaway(f);
+        await f.vms.connect(operator).bid(id, price);
+        owners.push(owner);
+      }
+      // Front-run: a lower bid evicts index 1 and shifts index 3 into index 2.
+      const [, attacker] = await throwaway(f);
+      await f.vms.connect(attacker).bid(id, P - 1n);
+      await expect(f.vms.connect(f.tenant).acceptBid(id, 2n, owners[2]!.address))
+        .to.be.revertedWithCustomError(f.vms, "VmRegistryBidMoved")
+        .withArgs(id, 2n, owners[2]!.address, owners[3]!.address);
+      // Read again, the owner's choice is found where it now is.
+      await expect(f.vms.connect(f.tenant).acceptBid(id, 1n, owners[2]!.address))
+        .to.emit(f.vms, "VmAwarded")
+        .withArgs(id, f.tenant.address, owners[2]!.address, P, BigInt(await time.latest()) + 1n + PROVISIONING_TIMEOUT);
+    });
+
     it("audit 3: bidders cannot force the price up by invalidating their own bids; award takes the lowest", async function () {
       const [o1, op1] = await throwaway(f);
       const [o2, op2] = await throwaway(f);
@@ -196,7 +218,7 @@ describe("Audit (issue 9): marketplace", function () {
       const id = await openOrder(f);
       await f.vms.connect(op1).bid(id, P);
       await f.vms.connect(op2).bid(id, P);
-      await f.vms.connect(f.tenant).acceptBid(id, 1n);
+      await f.vms.connect(f.tenant).acceptBid(id, 1n, o2.address);
       expect(await leased(f, o1.address)).to.deep.equal([0n, 0n, 0n]);
       expect(await leased(f, o2.address)).to.deep.equal(tuple(SMALL_VM));
       const cancelled = await openOrder(f);

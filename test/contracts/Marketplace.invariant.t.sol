@@ -128,8 +128,10 @@ contract MarketHandler is Test {
     function acceptBid(uint256 seed, uint256 index) external {
         (uint256 vmId, IVmRegistry.VmView memory v) = _vm(seed);
         if (v.state != VmState.Bidding || v.bidCount == 0) return;
+        index %= v.bidCount;
+        address provider = vms.getBids(vmId)[index].provider;
         vm.prank(v.owner);
-        try vms.acceptBid(vmId, index % v.bidCount) {
+        try vms.acceptBid(vmId, index, provider) {
             calls["acceptBid"]++;
         } catch {}
     }

@@ -418,15 +418,18 @@ describe("Marketplace", function () {
       const id = await openOrder(f);
       await f.vms.connect(f.operator).bid(id, P);
       await f.vms.connect(f.operator2).bid(id, P - 1n);
-      await expect(f.vms.connect(f.stranger).acceptBid(id, 0n))
+      await expect(f.vms.connect(f.stranger).acceptBid(id, 0n, f.provider.address))
         .to.be.revertedWithCustomError(f.vms, "VmRegistryNotOwner")
         .withArgs(id, f.stranger.address, f.tenant.address);
-      await expect(f.vms.connect(f.tenant).acceptBid(id, 2n)).to.be.revertedWithCustomError(f.vms, "VmRegistryUnknownBid").withArgs(id, 2n, 2n);
-      await expect(f.vms.connect(f.tenant).acceptBid(id, 0n))
+      await expect(f.vms.connect(f.tenant).acceptBid(id, 2n, f.provider.address)).to.be.revertedWithCustomError(f.vms, "VmRegistryUnknownBid").withArgs(id, 2n, 2n);
+      await expect(f.vms.connect(f.tenant).acceptBid(id, 0n, f.provider2.address))
+        .to.be.revertedWithCustomError(f.vms, "VmRegistryBidMoved")
+        .withArgs(id, 0n, f.provider2.address, f.provider.address);
+      await expect(f.vms.connect(f.tenant).acceptBid(id, 0n, f.provider.address))
         .to.emit(f.vms, "VmStateChanged")
         .withArgs(id, f.tenant.address, f.provider.address, VmState.Bidding, VmState.Requested, 0n);
       expect((await f.vms.getVm(id)).pricePerSecond).to.equal(P);
-      await expect(f.vms.connect(f.tenant).acceptBid(id, 1n)).to.be.revertedWithCustomError(f.vms, "VmRegistryUnexpectedState").withArgs(id, VmState.Requested);
+      await expect(f.vms.connect(f.tenant).acceptBid(id, 1n, f.provider2.address)).to.be.revertedWithCustomError(f.vms, "VmRegistryUnexpectedState").withArgs(id, VmState.Requested);
       expect((await f.vms.getBids(id)).length).to.equal(2);
     });
 
@@ -724,7 +727,7 @@ describe("Marketplace", function () {
       const newId = vmId + 1n;
       expect((await f.vms.getVm(newId)).state).to.equal(VmState.Bidding);
       await f.vms.connect(f.operator2).bid(newId, P);
-      await f.vms.connect(f.tenant).acceptBid(newId, 0n);
+      await f.vms.connect(f.tenant).acceptBid(newId, 0n, f.provider2.address);
       await f.vms.connect(f.tenant).terminateVm(vmId);
       await expect(f.vms.connect(f.operator2).reportRunning(newId)).not.to.emit(f.vms, "VmMigrated");
     });
