@@ -13,6 +13,7 @@ import type { ContractTransactionResponse } from "ethers";
 import { buildPolicy, compactSignature, digestOf, packSignatures, sortSignatures, typedOperation, actionFor, type Call, type PolicyJson } from "../scripts/lib/policy.ts";
 import { createSafe, deploySafeInfrastructure, safeExec, safeTransactionSignature, SAFE_VERSION } from "../test/policy/safe.ts";
 import type { CreditToken, PolicyAccount } from "../types/ethers-contracts/index.ts";
+import { writeDocsSection } from "./lib/docs-section.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const RESULTS = path.join(ROOT, "bench/results/gas.json");
@@ -212,19 +213,5 @@ compatibility fallback handler), measured in the same run.
 | \`twoOfThree65ByteSignatures\`: as \`twoOfThree\`, 65-byte r ‖ s ‖ v signatures | ${fmt(twoOfThree65)} | - |
 | \`perExtraSignature65ByteSignatures\`: a third 65-byte signature | ${fmt(perExtraSignature65)} | (<= 6,000: ${perExtraSignature65 <= 6000n ? "met" : "missed"}) |
 `;
-let doc = "";
-try {
-  doc = await readFile(BENCHMARKS, "utf8");
-} catch (error) {
-  if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-  doc = "# Benchmarks\n";
-}
-const start = doc.indexOf("## Policy account gas");
-if (start >= 0) {
-  const next = doc.indexOf("\n## ", start + 1);
-  doc = doc.slice(0, start) + section + (next >= 0 ? doc.slice(next) : "");
-} else {
-  doc = doc.trimEnd() + "\n\n" + section;
-}
-await writeFile(BENCHMARKS, doc);
+writeDocsSection(BENCHMARKS, section);
 console.log(JSON.stringify(result, null, 2));

@@ -1,7 +1,7 @@
 // The mutation bench's outputs: bench/results/mutants.json and the "Mutation testing" section of
 // docs/BENCHMARKS.md. A survivor an engineer has judged equivalent is listed in bench/mutants-equivalent.json
 // (file, original, mutated, reason) and shows that reason as its note.
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import type { Mutant, Operator } from "./operators.ts";
 import type { Outcome } from "./runner.ts";
 
@@ -122,11 +122,3 @@ export function docsSection(summary: Summary): string {
   ].join("\n");
 }
 
-/** Replaces the "Mutation testing" section of the docs file (or appends it). */
-export function writeDocsSection(path: string, section: string): void {
-  const docs = readFileSync(path, "utf8");
-  const start = docs.indexOf(DOCS_HEADING);
-  if (start === -1) return writeFileSync(path, `${docs.trimEnd()}\n\n${section}`);
-  const next = docs.indexOf("\n## ", start + DOCS_HEADING.length);
-  writeFileSync(path, docs.slice(0, start) + section + (next === -1 ? "" : docs.slice(next)));
-}
