@@ -13,6 +13,7 @@ import { createProcessDriver } from "./drivers/process.ts";
 import { createEmbeddedStore } from "./ipfs/embedded.ts";
 import { createKuboStore } from "./ipfs/kubo.ts";
 import type { ContentStore } from "./ipfs/types.ts";
+import { daemonHealth } from "./api/health.ts";
 import { createMetrics } from "./api/metrics.ts";
 import { startApiServer } from "./api/server.ts";
 import { createReconciler } from "./reconciler/reconciler.ts";
@@ -133,12 +134,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       port: config.api.port,
       registry: metrics.registry,
       status: () => ({ provider: config.provider, operator: clients.account.address, vms: reconciler.snapshot() }),
-      health: () => {
-        const lagMs = Date.now() - lastSyncAt;
-        const halted = sender.fault();
-        const ok = lagMs < Math.max(10 * config.pollIntervalMs, 15_000) && halted === undefined;
-        return { ok, detail: { last_sync_ms_ago: lagMs, reporting_halted: halted } };
-      },
+      health: daemonHealth({ lastSyncAt: () => lastSyncAt, pollIntervalMs: config.pollIntervalMs, sender }),
     });
     closers.push(() => api.close());
 
