@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { setTimeout } from "node:timers/promises";
 import type { Logger } from "pino";
-import { createPublicClient, http } from "viem";
+import { createPublicClient, http, parseGwei } from "viem";
 import { getChainId } from "viem/actions";
 import { providerRegistryAbi } from "./chain/abi.generated.ts";
 import { createChainClients } from "./chain/clients.ts";
@@ -81,6 +81,8 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       store,
       vmRegistry: config.contracts.vmRegistry,
       logger: logger.child({ module: "sender" }),
+      replaceAfterBlocks: config.tx.replaceAfterBlocks,
+      maxFeePerGas: parseGwei(config.tx.maxFeePerGasGwei.toFixed(9)),
       onOutcome: (action, outcome) => metrics.txTotal.inc({ action, outcome }),
     });
     const reconciler = createReconciler({
@@ -102,6 +104,8 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       },
     });
     closers.push(() => reconciler.drain());
+    // Closed before the drain: passes waiting for a receipt end at once, their reports stay journalled for the next start.
+    closers.push(() => sender.close());
 
     let lastSyncAt = 0;
     const sync = createLogSync({

@@ -112,7 +112,9 @@ describe("report sender", () => {
       if (request.method !== "eth_sendRawTransaction") return undefined;
       return forward(request).then(() => Promise.reject(new Error("the daemon was killed")));
     });
-    await assert.rejects(parts.sender.send(vmId, "reportProvisioning"), /killed/);
+    void parts.sender.send(vmId, "reportProvisioning").catch(() => undefined);
+    await until("the report to reach the node", () => rpcs.calls("eth_sendRawTransaction") > 0);
+    parts.sender.close();
 
     // The restarted daemon: same store, new clients.
     const clients = createChainClients({
@@ -195,7 +197,8 @@ describe("report sender", () => {
     const restarted = newSender(store, http(stack.rpcUrl));
     t.after(() => restarted.close());
     await restarted.recover();
-    assert.equal(await restarted.send(vmId!, "reportProvisioning"), "mined");
+    assert.deepEqual(store.openIntents(), [], "the intent is settled from the original's receipt");
+    assert.equal(await restarted.send(vmId!, "reportProvisioning"), "skipped", "and the report is not sent again");
     assert.equal((await stack.vm(vmId!)).state, "Provisioning");
     assert.equal(await operatorNonce(), nonceBefore + 1, "one transaction, not two");
     assert.equal(store.openIntents().length, 0);
