@@ -64,10 +64,13 @@ export type ReportSenderParameters = ChainClients & {
 };
 
 type SignedTx = IntentTx & { nonce: number; fees: Fees };
+type SigningRequest = { data: Hex; gas: bigint; fees: Fees; nonce?: number };
+type Outcome = "mined" | "reverted" | "superseded" | "dropped";
 
 /** A report whose transaction is signed and journalled, and not yet settled by a receipt. */
 type Flight = {
-  intentId: number;
+  /** The journal's intent, once the first transaction is journalled (or left open by an earlier run). */
+  intentId?: number;
   vmId: bigint;
   action: ReportAction;
   reason: number;
@@ -106,7 +109,13 @@ export function createReportSender(parameters: ReportSenderParameters) {
   const feeCap = parameters.maxFeePerGas ?? parseGwei("1000");
   const pollMs = publicClient.pollingInterval;
   const nonces = createNonceCounter({ client: publicClient, store, address: account.address, logger });
-  const flights = new Map<number, Flight>();
+  /** By VM and action: at most one report of each in flight, as the journal allows one open intent. */
+  const flights = new Map<string, Flight>();
+  const keyOf = (vmId: bigint, action: string) => `${vmId}/${action}`;
+  /** Signing requests waiting for the next journal write; one write (one fsync) takes them all. */
+  let unsigned: Array<{ flight: Flight; request: SigningRequest; resolve: (tx: SignedTx) => void; reject: (error: unknown) => void }> = [];
+  /** While a check runs, settled reports are finished in one write at its end. */
+  let settling: Array<{ flight: Flight; outcome: Outcome }> | undefined;
   const stopped = new AbortController();
   let halted: ReportingHaltedError | undefined;
   let head: bigint | undefined;
@@ -202,26 +211,50 @@ export function createReportSender(parameters: ReportSenderParameters) {
     }
   }
 
-  /** Signs `flight`'s call with `fees` (and `nonce`, or the next one), journals it, and only then lets it be broadcast. */
-  function signAndJournal(flight: Flight, request: { data: Hex; gas: bigint; fees: Fees; nonce?: number }): Promise<SignedTx> {
-    return exclusive(async () => {
+  /**
+   * Signs `flight`'s call with `fees` (and `nonce`, or the next one) and journals it; only then may it
+   * be broadcast. Requests that arrive while a journal write runs wait for the next, which signs them
+   * all with consecutive nonces and journals them in one transaction: one fsync for many reports.
+   */
+  function signAndJournal(flight: Flight, request: SigningRequest): Promise<SignedTx> {
+    const journalled = new Promise<SignedTx>((resolve, reject) => unsigned.push({ flight, request, resolve, reject }));
+    void exclusive(journalWaiting);
+    return journalled;
+  }
+
+  async function journalWaiting(): Promise<void> {
+    const batch = unsigned;
+    unsigned = [];
+    if (batch.length === 0) return;
+    try {
       if (!nonces.synced()) await nonces.sync(heldNonces());
-      const nonce = request.nonce ?? nonces.peek();
-      const rawTx = await account.signTransaction({
-        type: "eip1559",
-        chainId,
-        to: vmRegistry,
-        data: request.data,
-        gas: request.gas,
-        nonce,
-        ...request.fees,
+      let next = nonces.peek();
+      const signed: SignedTx[] = [];
+      for (const { request } of batch) {
+        const nonce = request.nonce ?? next++;
+        const rawTx = await account.signTransaction({ type: "eip1559", chainId, to: vmRegistry, data: request.data, gas: request.gas, nonce, ...request.fees });
+        signed.push({ txHash: keccak256(rawTx), rawTx, nonce, fees: request.fees });
+      }
+      // All or none: a batch journalled in part would leave a nonce gap that no transaction fills.
+      store.transaction(() =>
+        batch.forEach(({ flight }, i) => {
+          const tx = signed[i]!;
+          flight.intentId ??= store.addIntent({ vmId: flight.vmId, action: flight.action, args: JSON.stringify({ reason: flight.reason }) });
+          store.setIntentTx(flight.intentId, { txHash: tx.txHash, rawTx: tx.rawTx, from: account.address, nonce: tx.nonce });
+        }),
+      );
+      batch.forEach(({ flight, resolve }, i) => {
+        const tx = signed[i]!;
+        nonces.used(tx.nonce);
+        flight.txs.push(tx);
+        resolve(tx);
       });
-      const tx: SignedTx = { txHash: keccak256(rawTx), rawTx, nonce, fees: request.fees };
-      store.setIntentTx(flight.intentId, { txHash: tx.txHash, rawTx, from: account.address, nonce });
-      nonces.used(nonce);
-      flight.txs.push(tx);
-      return tx;
-    });
+    } catch (error) {
+      for (const { flight, reject } of batch) {
+        if (flight.txs.length === 0) flight.intentId = undefined; // the rolled-back intent row is gone
+        reject(error);
+      }
+    }
   }
 
   /**
@@ -259,14 +292,21 @@ export function createReportSender(parameters: ReportSenderParameters) {
     }
   }
 
-  function finish(flight: Flight, outcome: "mined" | "reverted" | "superseded" | "dropped"): void {
-    store.finishIntent(flight.intentId, outcome);
-    flights.delete(flight.intentId);
-    if (outcome === "dropped") flight.abandon(new Error(`the ${flight.action} report of VM ${flight.vmId} was dropped`));
-    else flight.settle(outcome === "superseded" ? "skipped" : outcome);
+  function finish(flight: Flight, outcome: Outcome): void {
+    if (settling) settling.push({ flight, outcome });
+    else finishAll([{ flight, outcome }]);
   }
 
-  function newFlight(intent: { id: number; vmId: bigint; action: ReportAction; reason: number }, txs: SignedTx[] = []): Flight {
+  function finishAll(finished: Array<{ flight: Flight; outcome: Outcome }>): void {
+    store.transaction(() => finished.forEach(({ flight, outcome }) => flight.intentId !== undefined && store.finishIntent(flight.intentId, outcome)));
+    for (const { flight, outcome } of finished) {
+      flights.delete(keyOf(flight.vmId, flight.action));
+      if (outcome === "dropped") flight.abandon(new Error(`the ${flight.action} report of VM ${flight.vmId} was dropped`));
+      else flight.settle(outcome === "superseded" ? "skipped" : outcome);
+    }
+  }
+
+  function newFlight(intent: { id?: number; vmId: bigint; action: ReportAction; reason: number }, txs: SignedTx[] = []): Flight {
     let settle!: Flight["settle"];
     let abandon!: Flight["abandon"];
     const outcome = new Promise<ReportOutcome>((resolve, reject) => {
@@ -275,7 +315,9 @@ export function createReportSender(parameters: ReportSenderParameters) {
     });
     // Nobody may be waiting for a recovered report; its end is logged, not thrown.
     outcome.catch(() => undefined);
-    return { intentId: intent.id, vmId: intent.vmId, action: intent.action, reason: intent.reason, txs, busy: false, outcome, settle, abandon };
+    const flight: Flight = { vmId: intent.vmId, action: intent.action, reason: intent.reason, txs, busy: false, outcome, settle, abandon };
+    if (intent.id !== undefined) flight.intentId = intent.id;
+    return flight;
   }
 
   /** Settles the flight from whichever of its transactions has a receipt; none while the nonce is used means another transaction took it. */
@@ -378,15 +420,22 @@ export function createReportSender(parameters: ReportSenderParameters) {
       publicClient.getTransactionCount({ address: account.address, blockTag: "latest" }),
     ]);
     head = latest;
-    await Promise.all(
-      [...flights.values()]
-        .filter((flight) => !flight.busy && flight.txs.length > 0)
-        .map((flight) =>
-          visit(flight, minedCount).catch((error: unknown) => {
-            logger.warn({ msg: "checking a report in flight failed; retrying", ...describe(flight), error: errorMessage(error).split("\n")[0] });
-          }),
-        ),
-    );
+    settling = [];
+    try {
+      await Promise.all(
+        [...flights.values()]
+          .filter((flight) => !flight.busy && flight.txs.length > 0)
+          .map((flight) =>
+            visit(flight, minedCount).catch((error: unknown) => {
+              logger.warn({ msg: "checking a report in flight failed; retrying", ...describe(flight), error: errorMessage(error).split("\n")[0] });
+            }),
+          ),
+      );
+    } finally {
+      const finished = settling;
+      settling = undefined;
+      if (finished.length > 0) finishAll(finished);
+    }
   }
 
   /** Checks the reports in flight once a poll, while there are any. */
@@ -412,7 +461,7 @@ export function createReportSender(parameters: ReportSenderParameters) {
       return { ...tx, nonce: parsed.nonce!, fees: { maxFeePerGas: parsed.maxFeePerGas!, maxPriorityFeePerGas: parsed.maxPriorityFeePerGas! } };
     });
     const flight = newFlight({ id: intent.id, vmId: intent.vmId, action: intent.action as ReportAction, reason }, txs);
-    flights.set(intent.id, flight);
+    flights.set(keyOf(intent.vmId, intent.action), flight);
     keepChecking();
     return flight;
   }
@@ -431,22 +480,23 @@ export function createReportSender(parameters: ReportSenderParameters) {
   async function report(vmId: bigint, action: ReportAction, reason: number): Promise<ReportOutcome> {
     if (halted) throw halted;
     if (stopped.signal.aborted) throw new Error("the report sender is stopped");
-    const open = store.openIntentFor(vmId, action);
-    const inFlight = open === undefined ? undefined : flights.get(open.id);
+    const key = keyOf(vmId, action);
+    const inFlight = flights.get(key);
     if (inFlight) return waitFor(inFlight);
+    const open = store.openIntentFor(vmId, action);
     if (open?.txHash) return waitFor(track(open, store.intentTxs(open.id)));
-    const intentId = open?.id ?? store.addIntent({ vmId, action, args: JSON.stringify({ reason }) });
-    const flight = newFlight({ id: intentId, vmId, action, reason });
+    // An intent left open without a transaction (by an older daemon) is taken over; otherwise the row is written with the first transaction.
+    const flight = newFlight({ ...(open && { id: open.id }), vmId, action, reason });
     // In flight from here, so that a second send for the same report waits for this one instead of signing another.
-    flights.set(intentId, flight);
+    flights.set(key, flight);
     try {
       const gas = await simulate(flight);
       if (gas === "skipped") return "skipped";
       // Sign, journal, then send: a crash at any point leaves either nothing sent or a journalled transaction to resend.
       await signAndJournal(flight, { data: callData(flight), gas, fees: cappedFees(await marketFees(), feeCap) });
     } catch (error) {
-      // Nothing signed: the intent stays open without a transaction and the next pass simulates again.
-      flights.delete(intentId);
+      // Nothing journalled: the next pass simulates again.
+      flights.delete(key);
       flight.abandon(error as Error);
       throw error;
     }
@@ -496,7 +546,7 @@ export function createReportSender(parameters: ReportSenderParameters) {
       const newest = flight.txs.at(-1)!;
       if (newest.nonce < minedCount) await settleFromReceipts(flight);
       else if (!(await publicClient.getTransaction({ hash: newest.txHash }).catch(() => undefined))) void broadcast(flight);
-      logger.info({ msg: "recovered intent", ...describe(flight), tx: newest.txHash, open: flights.has(flight.intentId) });
+      logger.info({ msg: "recovered intent", ...describe(flight), tx: newest.txHash, open: flights.has(keyOf(flight.vmId, flight.action)) });
     }
   }
 
