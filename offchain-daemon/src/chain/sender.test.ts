@@ -316,4 +316,22 @@ describe("report sender", () => {
     assert.equal(await operatorNonce(), nonceBefore + vmIds.length, "one transaction per report");
     for (const vmId of vmIds) assert.equal((await stack.vm(vmId)).state, "Provisioning");
   });
+
+  test("issue 11 case 3: a reorg that undoes a mined report leaves a nonce gap; it is filled and later reports mine", async (t) => {
+    const [undone, later] = await requestVms(2);
+    const store = openStore();
+    const sender = newSender(store, http(stack.rpcUrl));
+    t.after(() => (sender.close(), store.close()));
+    const snapshot = await rpc("evm_snapshot");
+    const nonceBefore = await operatorNonce();
+    assert.equal(await sender.send(undone!, "reportProvisioning"), "mined");
+
+    // The block with the report leaves the chain, and the report with it: the key's next nonce on-chain is the report's again.
+    assert.equal(await rpc("evm_revert", [snapshot]), true);
+    assert.equal(await operatorNonce(), nonceBefore);
+    assert.equal(await sender.send(later!, "reportProvisioning"), "mined");
+    assert.equal((await stack.vm(later!)).state, "Provisioning");
+    assert.equal((await stack.vm(undone!)).state, "Requested", "the reconciler, not the sender, sends the undone report again");
+    assert.equal(await operatorNonce(), nonceBefore + 2, "the gap filler and the later report");
+  });
 });

@@ -44,11 +44,17 @@ const BROADCAST_BACKOFF_MS = 500;
 const BROADCAST_BACKOFF_MAX_MS = 8_000;
 const BROADCAST_ATTEMPTS = 6;
 
-/** A node answering these already holds the transaction, or its nonce is used: the receipt check decides. */
-const ALREADY_KNOWN = /already known|known transaction|already imported/i;
-const NONCE_USED = /nonce too low|nonce has already been used|nonce is too low/i;
-/** Another of our transactions with this nonce and higher fees is in the node's pool. */
-const UNDERPRICED = /replacement transaction underpriced|underpriced replacement/i;
+/**
+ * Answers, not failures: the node already holds the transaction, its nonce is used (the receipt
+ * check decides), another of ours with this nonce and higher fees is in the pool, or a nonce below
+ * it is missing (the gap is filled, then the dropped-transaction check sends it again).
+ */
+const BROADCAST_ANSWERS = [
+  /already known|known transaction|already imported/i,
+  /nonce too low|nonce has already been used|nonce is too low/i,
+  /replacement transaction underpriced|underpriced replacement/i,
+  /nonce too high|can't be queued/i,
+];
 
 export type ReportSenderParameters = ChainClients & {
   store: Store;
@@ -114,6 +120,8 @@ export function createReportSender(parameters: ReportSenderParameters) {
   const keyOf = (vmId: bigint, action: string) => `${vmId}/${action}`;
   /** Signing requests waiting for the next journal write; one write (one fsync) takes them all. */
   let unsigned: Array<{ flight: Flight; request: SigningRequest; resolve: (tx: SignedTx) => void; reject: (error: unknown) => void }> = [];
+  /** Nonces found missing below ours in flight, and the head when last seen missing. */
+  const gaps = new Map<number, bigint>();
   /** While a check runs, settled reports are finished in one write at its end. */
   let settling: Array<{ flight: Flight; outcome: Outcome }> | undefined;
   const stopped = new AbortController();
@@ -274,10 +282,12 @@ export function createReportSender(parameters: ReportSenderParameters) {
           logger.info({ msg: "report sent", ...describe(flight), tx: tx.txHash, nonce: tx.nonce, attempt });
           return;
         } catch (error) {
-          const message = errorMessage(error).split("\n")[0]!;
-          if (ALREADY_KNOWN.test(message) || NONCE_USED.test(message) || UNDERPRICED.test(message)) {
+          // viem's first line is generic ("Missing or invalid parameters."); the node's words are in the details.
+          const full = errorMessage(error);
+          const message = error instanceof BaseError && error.details ? `${error.shortMessage} ${error.details}` : full.split("\n")[0]!;
+          if (BROADCAST_ANSWERS.some((answer) => answer.test(full))) {
             flight.broadcastError = undefined;
-            logger.debug({ msg: "broadcast answered; the receipt decides", ...describe(flight), tx: tx.txHash, answer: message });
+            logger.debug({ msg: "broadcast answered; the checks decide", ...describe(flight), tx: tx.txHash, answer: message });
             return;
           }
           flight.broadcastError = `broadcast failed for the ${flight.action} report of VM ${flight.vmId} (attempt ${attempt}): ${message}`;
@@ -414,12 +424,39 @@ export function createReportSender(parameters: ReportSenderParameters) {
     }
   }
 
+  /**
+   * A nonce below one of ours in flight that neither the chain nor any report of ours holds (a reorg
+   * undid a mined report, or another sender's transaction was dropped) blocks every later one: nodes
+   * never mine past a gap. Once it has lasted a block, it is filled with an empty transfer to the
+   * key itself; the reconciler sends again whatever report the reorg undid.
+   */
+  async function fillGaps(minedCount: number): Promise<void> {
+    const held = new Set(heldNonces());
+    const highest = Math.max(-1, ...held);
+    for (const nonce of gaps.keys()) if (nonce < minedCount || held.has(nonce)) gaps.delete(nonce);
+    for (let nonce = minedCount; nonce < highest; nonce++) {
+      if (held.has(nonce)) continue;
+      const seenAt = gaps.get(nonce);
+      gaps.set(nonce, head!);
+      if (seenAt === undefined || head! <= seenAt) continue;
+      const fees = cappedFees(await marketFees(), feeCap);
+      const rawTx = await account.signTransaction({ type: "eip1559", chainId, to: account.address, value: 0n, gas: 21_000n, nonce, ...fees });
+      logger.warn({ msg: "filling a nonce gap with an empty transaction", nonce, tx: keccak256(rawTx) });
+      await publicClient.sendRawTransaction({ serializedTransaction: rawTx }).catch((error: unknown) => {
+        logger.warn({ msg: "filling a nonce gap failed; retrying on the next block", nonce, error: errorMessage(error).split("\n")[0] });
+      });
+    }
+  }
+
   async function check(): Promise<void> {
     const [latest, minedCount] = await Promise.all([
       publicClient.getBlockNumber({ cacheTime: 0 }),
       publicClient.getTransactionCount({ address: account.address, blockTag: "latest" }),
     ]);
     head = latest;
+    await fillGaps(minedCount).catch((error: unknown) => {
+      logger.warn({ msg: "looking for nonce gaps failed; retrying", error: errorMessage(error).split("\n")[0] });
+    });
     settling = [];
     try {
       await Promise.all(
