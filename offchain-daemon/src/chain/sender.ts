@@ -98,11 +98,11 @@ type Flight = {
 
 /**
  * Sends the operator's status reports, many at once from one key. Each report
- * is simulated against the pending block, journalled as an intent, signed with
- * a nonce from a local counter, journalled with its hash and signed bytes, and
- * only then broadcast, so that a report the chain no longer accepts costs no
- * gas and a crash anywhere is resolved from the journal on restart, without a
- * second transaction. While reports are in flight, one check per poll settles
+ * is simulated against the pending block, signed with a nonce from a local
+ * counter, journalled (intent, hash and signed bytes), and only then broadcast,
+ * so that a report the chain no longer accepts costs no gas and a crash
+ * anywhere is resolved from the journal on restart, without a second
+ * transaction. While reports are in flight, one check per poll settles
  * them from receipts, sends again what the node dropped, replaces what is stuck
  * with higher fees (same nonce), and signs anew what lost its nonce to another
  * transaction; `degraded()` says what is wrong meanwhile.
@@ -167,9 +167,12 @@ export function createReportSender(parameters: ReportSenderParameters) {
     return market.fees;
   }
 
+  function callArgs(flight: Flight): never {
+    return (flight.action === "reportFailed" ? [flight.vmId, flight.reason] : [flight.vmId]) as never;
+  }
+
   function callData(flight: Flight): Hex {
-    const args = flight.action === "reportFailed" ? [flight.vmId, flight.reason] : [flight.vmId];
-    return encodeFunctionData({ abi: vmRegistryAbi, functionName: flight.action, args: args as never });
+    return encodeFunctionData({ abi: vmRegistryAbi, functionName: flight.action, args: callArgs(flight) });
   }
 
   function heldNonces(): number[] {
@@ -188,13 +191,12 @@ export function createReportSender(parameters: ReportSenderParameters) {
     if (halted) throw halted;
     await checkChain();
     try {
-      const args = flight.action === "reportFailed" ? [flight.vmId, flight.reason] : [flight.vmId];
       const gas = await publicClient.estimateContractGas({
         account,
         address: vmRegistry,
         abi: vmRegistryAbi,
         functionName: flight.action,
-        args: args as never,
+        args: callArgs(flight),
         blockTag: "pending",
       });
       // The state may change between the estimate and inclusion (a slot warmed or cleared by another report).
@@ -310,10 +312,16 @@ export function createReportSender(parameters: ReportSenderParameters) {
   function finishAll(finished: Array<{ flight: Flight; outcome: Outcome }>): void {
     store.transaction(() => finished.forEach(({ flight, outcome }) => flight.intentId !== undefined && store.finishIntent(flight.intentId, outcome)));
     for (const { flight, outcome } of finished) {
-      flights.delete(keyOf(flight.vmId, flight.action));
+      forget(flight);
       if (outcome === "dropped") flight.abandon(new Error(`the ${flight.action} report of VM ${flight.vmId} was dropped`));
       else flight.settle(outcome === "superseded" ? "skipped" : outcome);
     }
+  }
+
+  /** Takes `flight` off the map, unless a later send for the same report already took its place. */
+  function forget(flight: Flight): void {
+    const key = keyOf(flight.vmId, flight.action);
+    if (flights.get(key) === flight) flights.delete(key);
   }
 
   function newFlight(intent: { id?: number; vmId: bigint; action: ReportAction; reason: number }, txs: SignedTx[] = []): Flight {
@@ -354,7 +362,7 @@ export function createReportSender(parameters: ReportSenderParameters) {
       const nonce = flight.txs.at(-1)!.nonce;
       logger.warn({ msg: "another transaction took the report's nonce; signing it anew", ...describe(flight), nonce });
       flight.trouble = `nonce ${nonce} of the ${flight.action} report of VM ${flight.vmId} was used by another transaction from the operator key; the report was signed anew`;
-      await exclusive(() => nonces.sync(heldNonces().filter((held) => held !== nonce)));
+      await exclusive(() => nonces.sync(heldNonces()));
       const gas = await simulate(flight);
       if (gas === "skipped") return;
       await signAndJournal(flight, { data: callData(flight), gas, fees: cappedFees(await marketFees(), feeCap) });
@@ -533,7 +541,7 @@ export function createReportSender(parameters: ReportSenderParameters) {
       await signAndJournal(flight, { data: callData(flight), gas, fees: cappedFees(await marketFees(), feeCap) });
     } catch (error) {
       // Nothing journalled: the next pass simulates again.
-      flights.delete(key);
+      forget(flight);
       flight.abandon(error as Error);
       throw error;
     }
