@@ -83,6 +83,7 @@ describe("loadConfig: valid input", () => {
       stopTimeoutMs: 5000,
       readyTimeoutMs: 30000,
     });
+    assert.deepEqual(config.tx, { replaceAfterBlocks: 3, maxFeePerGasGwei: 1000 });
     assert.deepEqual(config.api, { host: "127.0.0.1", port: 9464 });
     assert.equal(config.logLevel, "info");
   });
@@ -283,6 +284,19 @@ describe("loadConfig: bad input", () => {
       configError(() => loadConfig(writeConfig(withField("manifest.maxBytes", 2 * 1024 * 1024)), {})),
       "config error: manifest.maxBytes: expected an integer from 1 to 262144, got 2097152",
     );
+    assert.equal(
+      configError(() => loadConfig(writeConfig(withField("tx.replaceAfterBlocks", 0)), {})),
+      "config error: tx.replaceAfterBlocks: expected an integer from 1 to 1000, got 0",
+    );
+    assert.equal(
+      configError(() => loadConfig(writeConfig(withField("tx.maxFeePerGasGwei", 0)), {})),
+      "config error: tx.maxFeePerGasGwei: expected a number of gwei greater than 0 and at most 1000000, got 0",
+    );
+    assert.equal(
+      configError(() => loadConfig(writeConfig(withField("tx.maxFeePerGasGwei", "50")), {})),
+      'config error: tx.maxFeePerGasGwei: expected a number of gwei greater than 0 and at most 1000000, got "50"',
+    );
+    assert.equal(loadConfig(writeConfig(withField("tx.maxFeePerGasGwei", 0.05)), {}).tx.maxFeePerGasGwei, 0.05);
     assert.equal(
       configError(() => loadConfig(writeConfig(withField("startBlock", -1)), {})),
       "config error: startBlock: expected a block number (a non-negative integer, or a decimal string), got -1",

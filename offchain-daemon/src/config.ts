@@ -53,6 +53,13 @@ export interface Config {
      */
     readyTimeoutMs: number;
   };
+  /** How status reports are sent when the chain is slow to take them. */
+  tx: {
+    /** Blocks a report may wait unmined before it is replaced with higher fees (same nonce). Default 3. */
+    replaceAfterBlocks: number;
+    /** The most the operator pays per gas, in gwei: replacements stop there. Default 1000. */
+    maxFeePerGasGwei: number;
+  };
   /** HTTP API for /healthz, /metrics and /vms. Default 127.0.0.1:9464. */
   api: { host: string; port: number };
   /** Default "info". */
@@ -234,6 +241,17 @@ const schema = section(
         readyTimeoutMs: int(0, 600_000).default(30_000),
       },
       "an object with type, allowedCommands, stopTimeoutMs and readyTimeoutMs",
+    ).default({}),
+    tx: section(
+      {
+        replaceAfterBlocks: int(1, 1000).default(3),
+        // Fractions are allowed (0.05 gwei suits an L2); the service rounds to whole wei.
+        maxFeePerGasGwei: z
+          .number(expecting("a number of gwei greater than 0 and at most 1000000"))
+          .refine((gwei) => gwei > 0 && gwei <= 1_000_000, "expected a number of gwei greater than 0 and at most 1000000")
+          .default(1000),
+      },
+      "an object with replaceAfterBlocks and maxFeePerGasGwei",
     ).default({}),
     api: section(
       { host: z.string(expecting("a host name or IP address")).min(1, "expected a host name or IP address").default("127.0.0.1"), port: int(0, 65_535).default(9464) },

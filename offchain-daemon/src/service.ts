@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { setTimeout } from "node:timers/promises";
 import type { Logger } from "pino";
-import { createPublicClient, http } from "viem";
+import { createPublicClient, http, parseGwei } from "viem";
 import { getChainId } from "viem/actions";
 import { providerRegistryAbi } from "./chain/abi.generated.ts";
 import { createChainClients } from "./chain/clients.ts";
@@ -13,6 +13,7 @@ import { createProcessDriver } from "./drivers/process.ts";
 import { createEmbeddedStore } from "./ipfs/embedded.ts";
 import { createKuboStore } from "./ipfs/kubo.ts";
 import type { ContentStore } from "./ipfs/types.ts";
+import { daemonHealth } from "./api/health.ts";
 import { createMetrics } from "./api/metrics.ts";
 import { startApiServer } from "./api/server.ts";
 import { createReconciler } from "./reconciler/reconciler.ts";
@@ -80,6 +81,8 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       store,
       vmRegistry: config.contracts.vmRegistry,
       logger: logger.child({ module: "sender" }),
+      replaceAfterBlocks: config.tx.replaceAfterBlocks,
+      maxFeePerGas: parseGwei(config.tx.maxFeePerGasGwei.toFixed(9)),
       onOutcome: (action, outcome) => metrics.txTotal.inc({ action, outcome }),
     });
     const reconciler = createReconciler({
@@ -101,6 +104,8 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       },
     });
     closers.push(() => reconciler.drain());
+    // Closed before the drain: passes waiting for a receipt end at once, their reports stay journalled for the next start.
+    closers.push(() => sender.close());
 
     let lastSyncAt = 0;
     const sync = createLogSync({
@@ -133,12 +138,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       port: config.api.port,
       registry: metrics.registry,
       status: () => ({ provider: config.provider, operator: clients.account.address, vms: reconciler.snapshot() }),
-      health: () => {
-        const lagMs = Date.now() - lastSyncAt;
-        const halted = sender.fault();
-        const ok = lagMs < Math.max(10 * config.pollIntervalMs, 15_000) && halted === undefined;
-        return { ok, detail: { last_sync_ms_ago: lagMs, reporting_halted: halted } };
-      },
+      health: daemonHealth({ lastSyncAt: () => lastSyncAt, pollIntervalMs: config.pollIntervalMs, sender }),
     });
     closers.push(() => api.close());
 

@@ -70,6 +70,7 @@ export async function createDaemonParts(
     /** Each reorg the log sync found: the checkpoint it left and the block it resumed after. */
     reorgs,
     async close() {
+      sender.close();
       await reconciler.drain();
       await driver.close();
       await destroyAllWorkloads(join(dataDir, "vms"), logger);

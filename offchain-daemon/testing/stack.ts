@@ -170,6 +170,22 @@ export async function startTestStack(name: string) {
         } as never);
       },
 
+      /** The demo provider's owner declares `capacity`, keeping its region, prices and metadata: room for many VMs at once. */
+      async setCapacity(capacity: { vcpu: number; memoryMiB: number; diskGiB: number }) {
+        const offer = await publicClient.readContract({
+          address: providerRegistry,
+          abi: providerRegistryAbi,
+          functionName: "getProvider",
+          args: [deployment.accounts.providerOwner],
+        });
+        return send(providerWallet, {
+          address: providerRegistry,
+          abi: providerRegistryAbi,
+          functionName: "updateOffer",
+          args: [offer.region, capacity, offer.prices, offer.metadataCid],
+        } as never);
+      },
+
       /** The operator and the pending nominee of `provider`. */
       async operatorsOf(provider: Address): Promise<{ operator: Address; pending: Address }> {
         const read = (functionName: "operatorOf" | "pendingOperatorOf") =>

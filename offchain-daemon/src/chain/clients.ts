@@ -1,4 +1,4 @@
-import { createPublicClient, createWalletClient, defineChain, http, nonceManager, type Chain, type Hex, type PublicClient as ViemPublicClient, type Transport } from "viem";
+import { createPublicClient, createWalletClient, defineChain, http, type Chain, type Hex, type PublicClient as ViemPublicClient, type Transport } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 
 export type ChainClientsParameters = {
@@ -15,8 +15,8 @@ export type ChainClientsParameters = {
 };
 
 /**
- * viem clients for the daemon. The account carries viem's nonce manager so that
- * reports sent back to back never reuse a nonce.
+ * viem clients for the daemon. Reports take their nonces from the sender's
+ * journalled counter (nonces.ts), not from the account.
  */
 export function createChainClients(parameters: ChainClientsParameters) {
   const { rpcUrl, chainId, operatorKey, pollingInterval = 1000 } = parameters;
@@ -27,7 +27,7 @@ export function createChainClients(parameters: ChainClientsParameters) {
     nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
     rpcUrls: { default: { http: [rpcUrl] } },
   });
-  const account = privateKeyToAccount(operatorKey, { nonceManager });
+  const account = privateKeyToAccount(operatorKey);
   const publicClient = createPublicClient({ chain, transport, pollingInterval });
   const walletClient = createWalletClient({ account, chain, transport, pollingInterval });
   return { account, publicClient, walletClient };

@@ -10,6 +10,8 @@ const hashA = `0x${"a".repeat(64)}` as const;
 const hashB = `0x${"b".repeat(64)}` as const;
 const maxUint256 = (1n << 256n) - 1n;
 const at = (blockNumber: bigint) => ({ blockNumber, blockHash: hashA });
+const operator = "0x00000000000000000000000000000000000000Aa" as const;
+const signed = (txHash: `0x${string}`, rawTx: `0x${string}`, nonce = 0) => ({ txHash, rawTx, from: operator, nonce });
 
 const root = mkdtempSync(join(tmpdir(), "novacron-store-"));
 let file: string;
@@ -35,7 +37,7 @@ describe("Store.open", () => {
     const db = new DatabaseSync(file);
     try {
       assert.equal(db.prepare("PRAGMA journal_mode").get()?.["journal_mode"], "wal");
-      assert.equal(db.prepare("PRAGMA user_version").get()?.["user_version"], 5);
+      assert.equal(db.prepare("PRAGMA user_version").get()?.["user_version"], 6);
     } finally {
       db.close();
     }
@@ -48,7 +50,7 @@ describe("Store.open", () => {
     db.close();
     assert.throws(() => (store = Store.open(file)), {
       name: "StoreError",
-      message: `the store at ${file} has schema version 99, this daemon knows up to 5; run a newer daemon or use another dataDir`,
+      message: `the store at ${file} has schema version 99, this daemon knows up to 6; run a newer daemon or use another dataDir`,
     });
     store = Store.open(join(root, `case-${counter++}`, "daemon.sqlite"));
   });
@@ -247,7 +249,7 @@ describe("intents", () => {
     assert.ok(Math.abs(open.createdAt - Date.now()) < 60_000);
 
     // Crash after signing, before or after broadcasting: the hash is there to look up, the bytes to send again.
-    store.setIntentTx(id, hashA, "0x02f86c");
+    store.setIntentTx(id, signed(hashA, "0x02f86c"));
     [open] = reopen().openIntents();
     assert.equal(open?.txHash, hashA);
     assert.equal(open?.rawTx, "0x02f86c");
@@ -283,12 +285,51 @@ describe("intents", () => {
       name: "StoreError",
       message: `intent ${id} is already finished as reverted, not mined`,
     });
-    assert.throws(() => store.setIntentTx(id, hashB, "0x02"), {
+    assert.throws(() => store.setIntentTx(id, signed(hashB, "0x02")), {
       name: "StoreError",
       message: `intent ${id} is already finished (reverted); it cannot take another transaction`,
     });
     assert.throws(() => store.finishIntent(999, "dropped"), { name: "StoreError", message: "intent 999 does not exist" });
-    assert.throws(() => store.setIntentTx(999, hashA, "0x02"), { name: "StoreError", message: "intent 999 does not exist" });
+    assert.throws(() => store.setIntentTx(999, signed(hashA, "0x02")), { name: "StoreError", message: "intent 999 does not exist" });
+  });
+
+  it("issue 11 case 3: journals every transaction of an intent and moves the key's next nonce with each", () => {
+    const id = store.addIntent({ vmId: 7n, action: "reportRunning", args: "{}" });
+    assert.equal(store.nextNonce(operator), undefined);
+    store.setIntentTx(id, signed(hashA, "0x01", 4));
+    // A fee replacement: same nonce, another hash; the newest is the intent's, both stay in the journal.
+    store.setIntentTx(id, signed(hashB, "0x02", 4));
+    const [open] = reopen().openIntents();
+    assert.equal(open?.txHash, hashB);
+    assert.deepEqual(store.intentTxs(id), [
+      { txHash: hashA, rawTx: "0x01" },
+      { txHash: hashB, rawTx: "0x02" },
+    ]);
+    assert.equal(store.nextNonce(operator.toLowerCase() as typeof operator), 5);
+    // A re-sync may move the counter back (to fill a gap), a journalled transaction only forward.
+    store.setNextNonce(operator, 3);
+    assert.equal(reopen().nextNonce(operator), 3);
+    const other = store.addIntent({ vmId: 8n, action: "reportRunning", args: "{}" });
+    store.setIntentTx(other, signed(`0x${"c".repeat(64)}`, "0x03", 2));
+    assert.equal(store.nextNonce(operator), 3);
+    assert.throws(() => store.setIntentTx(other, signed(hashA, "0x03", -1)), { name: "StoreError", message: `nonce -1 for intent ${other} is not a non-negative integer` });
+
+    store.finishIntent(id, "mined");
+    store.pruneIntentsFinishedBefore(Date.now() + 1);
+    assert.deepEqual(store.intentTxs(id), []);
+    assert.equal(store.intentTxs(other).length, 1);
+  });
+
+  it("issue 11 case 3: an open intent journalled by a version 5 store keeps its transaction after the upgrade", () => {
+    const id = store.addIntent({ vmId: 9n, action: "reportRunning", args: "{}" });
+    store.setIntentTx(id, signed(hashA, "0x01", 0));
+    store.close();
+    // Back to version 5: one transaction per intent, in the intents row only.
+    const db = new DatabaseSync(file);
+    db.exec("DROP TABLE intent_txs; DROP TABLE nonces; PRAGMA user_version = 5");
+    db.close();
+    store = Store.open(file);
+    assert.deepEqual(store.intentTxs(id), [{ txHash: hashA, rawTx: "0x01" }]);
   });
 
   it("issue 11 case 11: prunes intents finished before a time, never open ones", () => {

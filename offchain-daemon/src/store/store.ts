@@ -21,7 +21,7 @@ export interface Intent {
   action: string;
   /** JSON of the call's arguments, enough to rebuild the transaction. */
   args: string;
-  /** Hash of the last signed transaction for this intent, once known. */
+  /** Hash of the newest signed transaction for this intent, once known; {@link Store.intentTxs} has them all. */
   txHash?: Hex;
   /** That transaction's signed bytes, journalled before it was broadcast. */
   rawTx?: Hex;
@@ -93,7 +93,30 @@ const migrations = [
   -- The signed transaction itself, journalled before it is broadcast, so a restart can send it again.
   ALTER TABLE intents ADD COLUMN raw_tx TEXT;
   `,
+  `
+  -- Every transaction signed for an intent: the first, each fee replacement (same nonce), and one signed
+  -- anew after another transaction took its nonce. A restart settles the intent from whichever one mined.
+  CREATE TABLE intent_txs (
+    tx_hash TEXT PRIMARY KEY,
+    intent_id INTEGER NOT NULL,
+    raw_tx TEXT NOT NULL
+  );
+  CREATE INDEX intent_txs_by_intent ON intent_txs (intent_id);
+  INSERT INTO intent_txs (tx_hash, intent_id, raw_tx)
+    SELECT tx_hash, id, raw_tx FROM intents WHERE tx_hash IS NOT NULL AND raw_tx IS NOT NULL;
+  -- The next nonce each sending key hands out, moved with every transaction journalled.
+  CREATE TABLE nonces (
+    account TEXT PRIMARY KEY,
+    next_nonce INTEGER NOT NULL
+  );
+  `,
 ];
+
+/** A signed transaction for an intent, as journalled before it is broadcast. */
+export interface IntentTx {
+  txHash: Hex;
+  rawTx: Hex;
+}
 
 /** The chain, registry and provider a store's contents belong to. */
 export interface StoreBinding {
@@ -350,18 +373,52 @@ export class Store {
     return Number(result.lastInsertRowid);
   }
 
-  /** Records the signed transaction's hash and bytes before it is broadcast (again for each replacement). */
-  setIntentTx(id: number, txHash: Hex, rawTx: Hex): void {
+  /**
+   * Records a signed transaction for the intent before it is broadcast (again for each replacement):
+   * its hash and bytes become the intent's newest, join the intent's list, and `from`'s next nonce
+   * moves past `nonce`, all in one transaction.
+   */
+  setIntentTx(id: number, tx: { txHash: Hex; rawTx: Hex; from: Address; nonce: number }): void {
+    const { txHash, rawTx, from, nonce } = tx;
     if (!/^0x([0-9a-fA-F]{2})+$/.test(rawTx)) throw new StoreError(`signed transaction for intent ${id} is not 0x followed by hex bytes`);
-    const result = this.#statement("UPDATE intents SET tx_hash = ?, raw_tx = ? WHERE id = ? AND outcome IS NULL").run(
-      hash32Hex("transaction hash", txHash),
-      rawTx,
-      id,
-    );
-    if (result.changes === 0) {
-      const outcome = this.#outcome(id);
-      throw new StoreError(`intent ${id} is already finished (${outcome}); it cannot take another transaction`);
-    }
+    if (!Number.isSafeInteger(nonce) || nonce < 0) throw new StoreError(`nonce ${nonce} for intent ${id} is not a non-negative integer`);
+    this.transaction(() => {
+      const result = this.#statement("UPDATE intents SET tx_hash = ?, raw_tx = ? WHERE id = ? AND outcome IS NULL").run(
+        hash32Hex("transaction hash", txHash),
+        rawTx,
+        id,
+      );
+      if (result.changes === 0) {
+        const outcome = this.#outcome(id);
+        throw new StoreError(`intent ${id} is already finished (${outcome}); it cannot take another transaction`);
+      }
+      this.#statement("INSERT INTO intent_txs (tx_hash, intent_id, raw_tx) VALUES (?, ?, ?) ON CONFLICT (tx_hash) DO NOTHING").run(txHash, id, rawTx);
+      this.#statement(
+        `INSERT INTO nonces (account, next_nonce) VALUES (?1, ?2)
+         ON CONFLICT (account) DO UPDATE SET next_nonce = max(next_nonce, excluded.next_nonce)`,
+      ).run(from.toLowerCase(), nonce + 1);
+    });
+  }
+
+  /** Every transaction signed for the intent, oldest first. */
+  intentTxs(id: number): IntentTx[] {
+    return this.#statement("SELECT tx_hash, raw_tx FROM intent_txs WHERE intent_id = ? ORDER BY rowid")
+      .all(id)
+      .map((row) => ({ txHash: row["tx_hash"] as Hex, rawTx: row["raw_tx"] as Hex }));
+  }
+
+  /** The next nonce `account` hands out, as last journalled or re-synced. */
+  nextNonce(account: Address): number | undefined {
+    const row = this.#statement("SELECT next_nonce FROM nonces WHERE account = ?").get(account.toLowerCase());
+    return row === undefined ? undefined : Number(row["next_nonce"]);
+  }
+
+  /** Re-syncs `account`'s next nonce (from the chain and the open intents); it may move back to fill a gap. */
+  setNextNonce(account: Address, next: number): void {
+    if (!Number.isSafeInteger(next) || next < 0) throw new StoreError(`next nonce ${next} is not a non-negative integer`);
+    this.#statement(
+      "INSERT INTO nonces (account, next_nonce) VALUES (?1, ?2) ON CONFLICT (account) DO UPDATE SET next_nonce = excluded.next_nonce",
+    ).run(account.toLowerCase(), next);
   }
 
   /** Closes the intent. Finishing it again with the same outcome is a no-op. */
@@ -377,7 +434,10 @@ export class Store {
 
   /** Forgets intents finished before `time` (ms since the epoch); open ones stay. */
   pruneIntentsFinishedBefore(time: number): void {
-    this.#statement("DELETE FROM intents WHERE outcome IS NOT NULL AND finished_at < ?").run(time);
+    this.transaction(() => {
+      this.#statement("DELETE FROM intent_txs WHERE intent_id IN (SELECT id FROM intents WHERE outcome IS NOT NULL AND finished_at < ?)").run(time);
+      this.#statement("DELETE FROM intents WHERE outcome IS NOT NULL AND finished_at < ?").run(time);
+    });
   }
 
   #outcome(id: number): IntentOutcome {
