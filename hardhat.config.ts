@@ -49,8 +49,10 @@ export default defineConfig({
   networks: {
     // What `npm start` and the daemon's integration tests run as the local chain: blocks come
     // with every transaction AND once a second, so a daemon waiting for confirmations
-    // moves on even when nobody sends transactions.
-    devnode: { type: "edr-simulated", chainType: "l1", chainId: 31337, mining: { auto: true, interval: 1000 } },
+    // moves on even when nobody sends transactions. Blocks mined in the same second share its
+    // timestamp: otherwise each one is a second after the last, and the chain's clock (billing,
+    // bid windows, deadlines) runs ahead of the wall clock whenever transactions come quickly.
+    devnode: { type: "edr-simulated", chainType: "l1", chainId: 31337, mining: { auto: true, interval: 1000 }, allowBlocksWithSameTimestamp: true },
     // NOVACRON_RPC_URL lets the daemon's integration tests point the same tasks and scripts at their own node.
     localhost: { type: "http", chainType: "l1", url: process.env.NOVACRON_RPC_URL ?? "http://127.0.0.1:8545" },
   },

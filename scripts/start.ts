@@ -2,12 +2,15 @@
 // Ignition, demo accounts funded and a provider registered, an IPFS node, one provider daemon.
 // Each start begins from a fresh chain and a fresh data directory; Ctrl-C stops everything,
 // including the workloads the daemon started (they belong to a chain that is about to vanish).
+// A daemon that crashes is restarted (with backoff) and keeps the chain, IPFS and its workloads, as a
+// provider's service manager would; the chain or IPFS ending ends the stack, since their state is gone.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import pino from "pino";
 import { destroyAllWorkloads } from "../offchain-daemon/src/drivers/process.ts";
 import { deployLocal, PROJECT_ROOT, startHardhatNode } from "./stack/hardhat.ts";
 import { portInUse, spawnChild, stopGroup, waitUntil, type StackChild } from "./stack/processes.ts";
+import { DAEMON_RESTART_POLICY, supervise } from "./stack/restart.ts";
 
 const ports = {
   rpc: Number(process.env.NOVACRON_RPC_PORT ?? 8545),
@@ -31,7 +34,8 @@ async function cleanUpPreviousRun(): Promise<void> {
   await destroyWorkloads();
 }
 
-const children: StackChild[] = [];
+/** The stack's long-running parts in start order; the daemon's current process changes when it restarts. */
+const parts: { name: string; current: () => StackChild }[] = [];
 let shuttingDown = false;
 
 async function shutDown(code: number): Promise<never> {
@@ -39,9 +43,9 @@ async function shutDown(code: number): Promise<never> {
     shuttingDown = true;
     console.log("\nstopping…");
     // Daemon first so it does not react to the others going away, then its workloads, then IPFS and the chain.
-    for (const child of [...children].reverse()) {
-      await stopGroup(child.pid);
-      if (child.name === "daemon") {
+    for (const part of [...parts].reverse()) {
+      await stopGroup(part.current().pid);
+      if (part.name === "daemon") {
         const destroyed = await destroyWorkloads();
         if (destroyed > 0) console.log(`stopped ${destroyed} VM workload(s)`);
       }
@@ -52,15 +56,39 @@ async function shutDown(code: number): Promise<never> {
   process.exit(code);
 }
 
-function track(child: StackChild): StackChild {
-  children.push(child);
-  writeFileSync(pidsFile, JSON.stringify(children.map((c) => c.pid)));
+/** What the next `npm start` reads to end a run that was killed instead of stopped. */
+function writePids(): void {
+  writeFileSync(pidsFile, JSON.stringify(parts.map((part) => part.current().pid)));
+}
+
+/** A part whose state a restart would lose: when it ends, the stack ends. */
+function trackEssential(child: StackChild): StackChild {
+  parts.push({ name: child.name, current: () => child });
+  writePids();
   void child.exited.then((exit) => {
     if (shuttingDown) return;
-    console.error(`${child.name} exited unexpectedly (${exit}); see ${child.logFile}`);
+    console.error(`${child.name} exited unexpectedly (${exit}); see ${child.logFile}. Stopping the stack: its state is gone.`);
     void shutDown(1);
   });
   return child;
+}
+
+/**
+ * The daemon reads NOVACRON_* variables over its config file, and the launcher's own variables share those
+ * names with other meanings (NOVACRON_DATA_DIR is the whole stack's directory, not the daemon's), so the
+ * config file written above is all the daemon gets; only the log level passes through.
+ */
+function daemonEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("NOVACRON_") || name === "NOVACRON_LOG_LEVEL"));
+}
+
+const DEFAULT_RPC_URL = "http://127.0.0.1:8545";
+const DEFAULT_IPFS_URL = "http://127.0.0.1:5001";
+
+/** The banner's example, with the variables the tasks need when the stack runs on other ports. */
+function tryCommand(rpcUrl: string, ipfsUrl: string): string {
+  const env = [rpcUrl !== DEFAULT_RPC_URL ? `NOVACRON_RPC_URL=${rpcUrl} ` : "", ipfsUrl !== DEFAULT_IPFS_URL ? `NOVACRON_IPFS_URL=${ipfsUrl} ` : ""].join("");
+  return `${env}npx hardhat vm:request --network localhost --manifest examples/hello.json`;
 }
 
 async function main(): Promise<void> {
@@ -81,14 +109,14 @@ async function main(): Promise<void> {
 
   console.log("starting the Hardhat node…");
   const chain = await startHardhatNode({ port: ports.rpc, logFile: join(logsDir, "chain.log") });
-  track(chain.child);
+  trackEssential(chain.child);
 
   console.log("deploying contracts with Ignition and setting up demo accounts…");
   const deployment = await deployLocal(chain.rpcUrl);
 
   console.log("starting the IPFS node…");
   const ipfsUrl = `http://127.0.0.1:${ports.ipfs}`;
-  const ipfs = track(
+  const ipfs = trackEssential(
     spawnChild("ipfs", process.execPath, [join(PROJECT_ROOT, "scripts/ipfs-node.ts"), "--dir", join(dataDir, "ipfs"), "--port", String(ports.ipfs)], {
       logFile: join(logsDir, "ipfs.log"),
     }),
@@ -120,12 +148,23 @@ async function main(): Promise<void> {
     ),
   );
   const apiUrl = `http://127.0.0.1:${ports.api}`;
-  const daemon = track(
-    spawnChild("daemon", process.execPath, [join(PROJECT_ROOT, "offchain-daemon/bin/novacron-daemon.js"), "--config", configFile], {
-      logFile: join(logsDir, "daemon.log"),
-    }),
-  );
-  await waitUntil("the provider daemon's /healthz", async () => (await fetch(`${apiUrl}/healthz`)).ok, { timeoutMs: 60_000, child: daemon });
+  const daemon = supervise({
+    start: () =>
+      spawnChild("daemon", process.execPath, [join(PROJECT_ROOT, "offchain-daemon/bin/novacron-daemon.js"), "--config", configFile], {
+        logFile: join(logsDir, "daemon.log"),
+        env: daemonEnv(),
+      }),
+    policy: DAEMON_RESTART_POLICY,
+    stopping: () => shuttingDown,
+    onStart: writePids,
+    onExit: ({ exit, attempt, delayMs, logFile }) =>
+      console.error(
+        `daemon exited (${exit}); restarting it in ${delayMs / 1000} s (crash ${attempt} in a row; see ${logFile}). The chain, IPFS and the VM workloads keep running.`,
+      ),
+  });
+  parts.push({ name: "daemon", current: daemon.current });
+  writePids();
+  await waitUntil("the provider daemon's /healthz", async () => (await fetch(`${apiUrl}/healthz`)).ok, { timeoutMs: 60_000, child: daemon.current() });
 
   const [tenant1, tenant2] = deployment.accounts.tenants;
   console.log(`
@@ -140,7 +179,7 @@ NovaCron DCP local stack
   demo tenants     ${tenant1}  ${tenant2 ?? ""}  (Hardhat's public dev accounts #3 and #4)
   data directory   ${dataDir}   (logs in ${logsDir})
 
-  try:  npx hardhat vm:request --network localhost --manifest examples/hello.json
+  try:  ${tryCommand(chain.rpcUrl, ipfsUrl)}
 ready`);
 }
 
