@@ -5,6 +5,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { parseUnits, type Hex } from "viem";
@@ -136,6 +137,44 @@ describe("novacron-daemon keystore", () => {
     const noPassword = await run(["--config", configWith(keystore, null)]);
     assert.deepEqual([noPassword.code, noPassword.stderr.trim()], [2, `config error: operatorKeystore: ${keystore} needs a password: set operatorKeystore.passwordFile, or start the daemon on a terminal to type it`]);
   });
+});
+
+test("NOVACRON_OPERATOR_KEY is refused on any chain but the local development chain (31337)", async () => {
+  // An RPC that serves chain 1 and nothing else: the daemon must stop right after asking which chain it is.
+  const rpc = createServer((request, response) => {
+    let body = "";
+    request.on("data", (chunk: Buffer) => (body += chunk.toString()));
+    request.on("end", () => {
+      const { id } = JSON.parse(body) as { id: number };
+      response.setHeader("content-type", "application/json");
+      response.end(JSON.stringify({ jsonrpc: "2.0", id, result: "0x1" }));
+    });
+  });
+  await new Promise<void>((resolve) => rpc.listen(0, "127.0.0.1", resolve));
+  const dir = join(process.env.TMPDIR ?? "/tmp", `novacron-envkey-${process.pid}`);
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, "config.json");
+  writeFileSync(
+    file,
+    JSON.stringify({
+      rpcUrl: `http://127.0.0.1:${(rpc.address() as { port: number }).port}`,
+      provider: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+      contracts: { vmRegistry: "0x5FbDB2315678afecb367f032d93F642f64180aa3", providerRegistry: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8" },
+      dataDir: dir,
+      ipfs: { mode: "kubo", url: "http://127.0.0.1:1" },
+    }),
+  );
+  try {
+    const env = { ...process.env, NOVACRON_OPERATOR_KEY: `0x${"11".repeat(32)}` };
+    const result = await promisify(execFile)(process.execPath, [BIN, "--config", file], { env }).then(
+      () => assert.fail("the daemon started with an environment key on chain 1"),
+      (error: { code: number; stderr: string }) => error,
+    );
+    assert.equal(result.code, 2);
+    assert.match(result.stderr.trim(), /^novacron-daemon: the operator key comes from NOVACRON_OPERATOR_KEY, which is for the local development chain \(31337\) only, and the RPC serves chain 1: write the key to a keystore/);
+  } finally {
+    rpc.close();
+  }
 });
 
 describe("daemon killed between request and Running", () => {
