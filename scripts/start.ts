@@ -4,10 +4,12 @@
 // including the workloads the daemon started (they belong to a chain that is about to vanish).
 // A daemon that crashes is restarted (with backoff) and keeps the chain, IPFS and its workloads, as a
 // provider's service manager would; the chain or IPFS ending ends the stack, since their state is gone.
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import pino from "pino";
 import { destroyAllWorkloads } from "../offchain-daemon/src/drivers/process.ts";
+import { encryptKeystore } from "../offchain-daemon/src/keystore.ts";
 import { deployLocal, PROJECT_ROOT, startHardhatNode } from "./stack/hardhat.ts";
 import { portInUse, spawnChild, stopGroup, waitUntil, type StackChild } from "./stack/processes.ts";
 import { DAEMON_RESTART_POLICY, supervise } from "./stack/restart.ts";
@@ -74,6 +76,20 @@ function trackEssential(child: StackChild): StackChild {
 }
 
 /**
+ * The demo operator's key as a provider keeps it: in an encrypted keystore, its password in a file only this
+ * user can read (the key is Hardhat's public account #2, so the encryption protects nothing here, but the
+ * daemon runs exactly as it would in production).
+ */
+function writeDemoKeystore(dir: string, key: `0x${string}`): { file: string; passwordFile: string } {
+  const password = randomBytes(24).toString("base64url");
+  const file = join(dir, "operator-keystore.json");
+  const passwordFile = join(dir, "operator-keystore.password");
+  writeFileSync(passwordFile, password, { mode: 0o600 });
+  writeFileSync(file, JSON.stringify(encryptKeystore(key, password), null, 2), { mode: 0o600 });
+  return { file, passwordFile };
+}
+
+/**
  * The daemon reads NOVACRON_* variables over its config file, and the launcher's own variables share those
  * names with other meanings (NOVACRON_DATA_DIR is the whole stack's directory, not the daemon's), so the
  * config file written above is all the daemon gets; only the log level passes through.
@@ -133,7 +149,7 @@ async function main(): Promise<void> {
       {
         rpcUrl: chain.rpcUrl,
         chainId: deployment.chainId,
-        operatorKey: deployment.accounts.providerOperatorKey,
+        operatorKeystore: writeDemoKeystore(daemonDir, deployment.accounts.providerOperatorKey),
         provider: deployment.accounts.providerOwner,
         contracts: { vmRegistry: deployment.contracts.vmRegistry, providerRegistry: deployment.contracts.providerRegistry },
         startBlock: deployment.deployBlock,

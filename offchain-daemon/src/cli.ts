@@ -1,11 +1,32 @@
 import { parseArgs } from "node:util";
-import { ConfigError, loadConfig } from "./config.ts";
+import { ConfigError, loadConfig, PasswordNeededError } from "./config.ts";
+import { KEYSTORE_USAGE, keystoreCommand, KeystoreCliError } from "./keystore-cli.ts";
+import { readHidden } from "./prompt.ts";
 import { createLogger } from "./log.ts";
 import { ServiceStartError, startService } from "./service.ts";
 
-const USAGE = "usage: novacron-daemon --config FILE   (environment variables NOVACRON_* override file fields; see docs/daemon.md)";
+const USAGE = `usage: novacron-daemon --config FILE   (environment variables NOVACRON_* override file fields; see docs/daemon.md)\n${KEYSTORE_USAGE}`;
+
+/** The config, asking for the keystore's password on the terminal when the config names no password file. */
+async function readConfig(configPath: string | undefined) {
+  try {
+    return loadConfig(configPath, process.env);
+  } catch (error) {
+    if (!(error instanceof PasswordNeededError) || !process.stdin.isTTY) throw error;
+    return loadConfig(configPath, process.env, { password: await readHidden(`password for ${error.keystoreFile}: `) });
+  }
+}
 
 async function main(): Promise<number> {
+  if (process.argv[2] === "keystore") {
+    try {
+      return await keystoreCommand(process.argv.slice(3));
+    } catch (error) {
+      if (!(error instanceof KeystoreCliError) && !(error instanceof TypeError)) throw error;
+      console.error(error.message);
+      return 2;
+    }
+  }
   let configPath: string | undefined;
   try {
     const { values } = parseArgs({ options: { config: { type: "string" }, help: { type: "boolean", short: "h" } } });
@@ -21,7 +42,7 @@ async function main(): Promise<number> {
 
   let config;
   try {
-    config = loadConfig(configPath, process.env);
+    config = await readConfig(configPath);
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(error.message);

@@ -3,9 +3,11 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { ConfigError, loadConfig } from "./config.ts";
+import { ConfigError, loadConfig, PasswordNeededError } from "./config.ts";
+import { encryptKeystore } from "./keystore.ts";
 
-const key = `0x${"ab".repeat(32)}`;
+const key = `0x${"ab".repeat(32)}` as const;
+const password = "correct horse battery";
 const vmRegistry = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
 const providerRegistry = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512";
 const provider = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
@@ -13,7 +15,7 @@ const provider = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
 function minimal(): Record<string, unknown> {
   return {
     rpcUrl: "http://127.0.0.1:8545",
-    operatorKey: key,
+    operatorKeystore: { file: "keystore.json", passwordFile: "password.txt" },
     provider,
     contracts: { vmRegistry, providerRegistry },
     dataDir: "./data",
@@ -56,6 +58,8 @@ function withField(path: string, value: unknown): Record<string, unknown> {
 
 before(() => {
   dir = mkdtempSync(join(tmpdir(), "novacron-config-"));
+  writeFileSync(join(dir, "keystore.json"), JSON.stringify(encryptKeystore(key, password, { scryptN: 2 ** 10 })));
+  writeFileSync(join(dir, "password.txt"), `${password}\n`);
 });
 after(() => {
   rmSync(dir, { recursive: true, force: true });
@@ -67,6 +71,7 @@ describe("loadConfig: valid input", () => {
     assert.equal(config.rpcUrl, "http://127.0.0.1:8545");
     assert.equal(config.chainId, undefined);
     assert.equal(config.operatorKey, key);
+    assert.equal(config.operatorKeySource, "keystore");
     assert.equal(config.provider, provider);
     assert.deepEqual(config.contracts, { vmRegistry, providerRegistry });
     assert.equal(config.startBlock, 0n);
@@ -126,7 +131,7 @@ describe("loadConfig: environment overrides", () => {
   const otherAddress = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 
   it("lets every NOVACRON_* variable win over the file", () => {
-    const config = loadConfig(writeConfig(minimal()), {
+    const config = loadConfig(writeConfig(withField("operatorKeystore", undefined)), {
       NOVACRON_RPC_URL: "https://rpc.example.org/v1",
       NOVACRON_OPERATOR_KEY: otherKey,
       NOVACRON_DATA_DIR: "/var/lib/novacron",
@@ -138,6 +143,7 @@ describe("loadConfig: environment overrides", () => {
     });
     assert.equal(config.rpcUrl, "https://rpc.example.org/v1");
     assert.equal(config.operatorKey, otherKey);
+    assert.equal(config.operatorKeySource, "environment");
     assert.equal(config.dataDir, "/var/lib/novacron");
     assert.equal(config.contracts.vmRegistry, otherAddress);
     assert.equal(config.contracts.providerRegistry, providerRegistry);
@@ -248,16 +254,51 @@ describe("loadConfig: bad input", () => {
   });
 
   it("never shows the operator key", () => {
+    const noKeystore = () => writeConfig(withField("operatorKeystore", undefined));
     const short = `0x${"ab".repeat(31)}`;
-    const message = configError(() => loadConfig(writeConfig(withField("operatorKey", short)), {}));
-    assert.equal(message, "config error: operatorKey: expected 0x followed by 64 hex digits, got a 64-character string (not shown: it is a secret)");
+    const message = configError(() => loadConfig(noKeystore(), { NOVACRON_OPERATOR_KEY: short }));
+    assert.equal(message, "config error: operatorKey (from NOVACRON_OPERATOR_KEY): expected 0x followed by 64 hex digits, got a 64-character string (not shown: it is a secret)");
     const zero = `0x${"0".repeat(64)}`;
     assert.equal(
-      configError(() => loadConfig(writeConfig(withField("operatorKey", zero)), {})),
-      "config error: operatorKey: expected a valid secp256k1 private key (it is zero or too large), got a 66-character string (not shown: it is a secret)",
+      configError(() => loadConfig(noKeystore(), { NOVACRON_OPERATOR_KEY: zero })),
+      "config error: operatorKey (from NOVACRON_OPERATOR_KEY): expected a valid secp256k1 private key (it is zero or too large), got a 66-character string (not shown: it is a secret)",
     );
-    const envMessage = configError(() => loadConfig(writeConfig(minimal()), { NOVACRON_OPERATOR_KEY: "not-a-secret-but-hidden" }));
+    const envMessage = configError(() => loadConfig(noKeystore(), { NOVACRON_OPERATOR_KEY: "not-a-secret-but-hidden" }));
     assert.ok(!envMessage.includes("not-a-secret"), envMessage);
+  });
+
+  it("refuses an operator key in the config file, without showing it", () => {
+    const message = configError(() => loadConfig(writeConfig({ ...minimal(), operatorKey: key }), {}));
+    assert.match(message, /^config error: operatorKey: the operator key is never read from the config file; write it to an encrypted keystore with `novacron-daemon keystore import --out FILE`/);
+    assert.ok(!message.includes(key.slice(2, 20)), message);
+  });
+
+  it("needs exactly one key source", () => {
+    assert.match(configError(() => loadConfig(writeConfig(withField("operatorKeystore", undefined)), {})), /^config error: operatorKeystore: expected the operator's keystore .*, got nothing$/);
+    assert.equal(configError(() => loadConfig(writeConfig(minimal()), { NOVACRON_OPERATOR_KEY: key })), "config error: operatorKeystore and NOVACRON_OPERATOR_KEY are both set: keep one");
+  });
+
+  it("reads the keystore's password from its file, or from the caller, and says which keystore needs one", () => {
+    const noPasswordFile = writeConfig(withField("operatorKeystore.passwordFile", undefined));
+    assert.throws(() => loadConfig(noPasswordFile, {}), (error: unknown) => error instanceof PasswordNeededError && error.keystoreFile === join(dir, "keystore.json"));
+    assert.equal(loadConfig(noPasswordFile, {}, { password }).operatorKey, key);
+  });
+
+  it("says 'wrong password' or which file is missing or corrupt, in one line", () => {
+    writeFileSync(join(dir, "wrong.txt"), "tr0ub4dor&3");
+    assert.equal(
+      configError(() => loadConfig(writeConfig(withField("operatorKeystore.passwordFile", "wrong.txt")), {})),
+      `config error: operatorKeystore: wrong password for keystore ${join(dir, "keystore.json")}`,
+    );
+    assert.equal(
+      configError(() => loadConfig(writeConfig(withField("operatorKeystore.passwordFile", "absent.txt")), {})),
+      `config error: operatorKeystore.passwordFile: cannot read ${join(dir, "absent.txt")}: no such file`,
+    );
+    writeFileSync(join(dir, "corrupt.json"), "{\"version\": 3, \"crypto\": {}}");
+    assert.match(
+      configError(() => loadConfig(writeConfig(withField("operatorKeystore.file", "corrupt.json")), {})),
+      /^config error: operatorKeystore: keystore .*corrupt\.json is not a usable version 3 keystore: cipher undefined is not supported \(aes-128-ctr is\)$/,
+    );
   });
 
   it("rejects a websocket RPC URL", () => {

@@ -4,6 +4,7 @@ import { isAddress, getAddress } from "viem";
 import type { Address, Hex } from "viem";
 import { z } from "zod";
 import { RAW_BLOCK_MAX_BYTES } from "./ipfs/block.ts";
+import { decryptKeystore, KeystoreError } from "./keystore.ts";
 import { logLevels } from "./log.ts";
 import type { LogLevel } from "./log.ts";
 
@@ -13,8 +14,13 @@ export interface Config {
   rpcUrl: string;
   /** Chain id the RPC must report; unchecked when absent. */
   chainId?: number;
-  /** The operator's private key (the provider's hot key). Never log it. */
+  /** The operator's private key (the provider's hot key), decrypted from its keystore. Never log it. */
   operatorKey: Hex;
+  /**
+   * Where the key came from: an encrypted keystore (`operatorKeystore`), or NOVACRON_OPERATOR_KEY, which the
+   * service accepts on the local development chain only.
+   */
+  operatorKeySource: "keystore" | "environment";
   /** The provider's registered owner address, checksummed. */
   provider: Address;
   contracts: { vmRegistry: Address; providerRegistry: Address };
@@ -74,6 +80,15 @@ export class ConfigError extends Error {
   }
 }
 
+/** The keystore has no `passwordFile`: ask for the password (on a terminal) and load again with it. */
+export class PasswordNeededError extends ConfigError {
+  readonly keystoreFile: string;
+  constructor(keystoreFile: string) {
+    super(`operatorKeystore: ${keystoreFile} needs a password: set operatorKeystore.passwordFile, or start the daemon on a terminal to type it`);
+    this.keystoreFile = keystoreFile;
+  }
+}
+
 /** Environment variables that override one field each; they win over the config file. */
 const envOverrides: { name: string; field: string; value?: (raw: string) => unknown }[] = [
   { name: "NOVACRON_RPC_URL", field: "rpcUrl" },
@@ -89,6 +104,9 @@ const envOverrides: { name: string; field: string; value?: (raw: string) => unkn
 
 /** Fields whose values are secrets: errors say what is wrong with them but never show them. */
 const secretFields = new Set(["operatorKey"]);
+
+const KEY_IN_FILE =
+  "operatorKey: the operator key is never read from the config file; write it to an encrypted keystore with `novacron-daemon keystore import --out FILE` and set operatorKeystore.file (NOVACRON_OPERATOR_KEY is for the local stack only)";
 
 // secp256k1 group order: a private key must be in [1, n).
 const secp256k1Order = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
@@ -145,14 +163,14 @@ function path() {
   return z.string(expecting("a path")).min(1, "expected a non-empty path");
 }
 
-const privateKey = checkedString(
-  "0x followed by 64 hex digits",
-  [
-    (key) => (/^0x[0-9a-fA-F]{64}$/.test(key) ? undefined : "expected 0x followed by 64 hex digits"),
-    (key) => (BigInt(key) > 0n && BigInt(key) < secp256k1Order ? undefined : "expected a valid secp256k1 private key (it is zero or too large)"),
-  ],
-  (key) => key as Hex,
-);
+/** What is wrong with `key` as a private key, or undefined when it is one. */
+export function privateKeyProblem(key: string): string | undefined {
+  if (!/^0x[0-9a-fA-F]{64}$/.test(key)) return "expected 0x followed by 64 hex digits";
+  if (!(BigInt(key) > 0n && BigInt(key) < secp256k1Order)) return "expected a valid secp256k1 private key (it is zero or too large)";
+  return undefined;
+}
+
+const privateKey = checkedString("0x followed by 64 hex digits", [privateKeyProblem], (key) => key as Hex);
 
 const blockNumber = z.unknown().transform((value, ctx): bigint => {
   if (value === undefined) return 0n;
@@ -215,7 +233,9 @@ const schema = section(
   {
     rpcUrl: httpUrl(),
     chainId: int(1, Number.MAX_SAFE_INTEGER, "a positive integer").optional(),
-    operatorKey: privateKey,
+    // Only ever from NOVACRON_OPERATOR_KEY: loadConfig refuses it in the file before validation.
+    operatorKey: privateKey.optional(),
+    operatorKeystore: section({ file: path(), passwordFile: path().optional() }, "an object with file and optionally passwordFile").optional(),
     provider: address(),
     // Absent `contracts` reports each missing address rather than the whole object.
     contracts: z.preprocess(
@@ -269,8 +289,9 @@ const schema = section(
  * paths from the environment are relative to the working directory.
  * @throws {ConfigError} naming the first bad field and what it expects.
  */
-export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv): Config {
+export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv, options: { password?: string } = {}): Config {
   const raw = file === undefined ? {} : readConfigFile(file);
+  if ("operatorKey" in raw) throw new ConfigError(KEY_IN_FILE);
   const fromEnv = new Map<string, string>();
   for (const override of envOverrides) {
     const value = env[override.name];
@@ -295,9 +316,10 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv): Co
 
   const fileBase = file === undefined ? process.cwd() : dirname(resolve(file));
   const dataDir = resolve(fromEnv.has("dataDir") ? process.cwd() : fileBase, parsed.data.dataDir);
-  const { ipfs: ipfsConfig, chainId, ...rest } = parsed.data;
+  const { ipfs: ipfsConfig, chainId, operatorKey, operatorKeystore, ...rest } = parsed.data;
   return {
     ...rest,
+    ...resolveOperatorKey(operatorKey, operatorKeystore, fileBase, options.password),
     ...(chainId === undefined ? {} : { chainId }),
     dataDir,
     ipfs:
@@ -307,14 +329,51 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv): Co
   };
 }
 
+function resolveOperatorKey(
+  fromEnv: Hex | undefined,
+  keystore: { file: string; passwordFile?: string } | undefined,
+  fileBase: string,
+  password: string | undefined,
+): Pick<Config, "operatorKey" | "operatorKeySource"> {
+  if (fromEnv !== undefined && keystore !== undefined) throw new ConfigError("operatorKeystore and NOVACRON_OPERATOR_KEY are both set: keep one");
+  if (fromEnv !== undefined) return { operatorKey: fromEnv, operatorKeySource: "environment" };
+  if (keystore === undefined) {
+    throw new ConfigError(
+      "operatorKeystore: expected the operator's keystore ({ \"file\": ..., \"passwordFile\": ... }; write one with `novacron-daemon keystore new` or `import`), got nothing",
+    );
+  }
+  const keystoreFile = resolve(fileBase, keystore.file);
+  if (keystore.passwordFile !== undefined) password = readSecretFile(resolve(fileBase, keystore.passwordFile), "operatorKeystore.passwordFile");
+  if (password === undefined) throw new PasswordNeededError(keystoreFile);
+  try {
+    return { operatorKey: decryptKeystore(readSecretFile(keystoreFile, "operatorKeystore.file"), password, keystoreFile), operatorKeySource: "keystore" };
+  } catch (error) {
+    if (error instanceof KeystoreError) throw new ConfigError(`operatorKeystore: ${error.message}`);
+    throw error;
+  }
+}
+
+function unreadable(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : String(code ?? error);
+}
+
+/** A password file holds the password, with or without one trailing newline. */
+function readSecretFile(file: string, field: string): string {
+  try {
+    const text = readFileSync(file, "utf8");
+    return field === "operatorKeystore.passwordFile" ? text.replace(/\r?\n$/, "") : text;
+  } catch (error) {
+    throw new ConfigError(`${field}: cannot read ${file}: ${unreadable(error)}`);
+  }
+}
+
 function readConfigFile(file: string): Record<string, unknown> {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const reason = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : String(code ?? error);
-    throw new ConfigError(`cannot read config file ${resolve(file)}: ${reason}`, { cause: error });
+    throw new ConfigError(`cannot read config file ${resolve(file)}: ${unreadable(error)}`, { cause: error });
   }
   let value: unknown;
   try {

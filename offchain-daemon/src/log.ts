@@ -13,7 +13,7 @@ export type LogLevel = (typeof logLevels)[number];
  * The operator key signs on-chain reports; a leaked log would let anyone sign as
  * this provider.
  */
-const secretKeys = ["operatorKey", "privateKey"];
+const secretKeys = ["operatorKey", "privateKey", "password"];
 const redactPaths = secretKeys.flatMap((key) => [key, `*.${key}`, `*.*.${key}`]);
 
 /**

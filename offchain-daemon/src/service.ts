@@ -31,6 +31,20 @@ export type Service = {
   stop(): Promise<void>;
 };
 
+/** Hardhat's and anvil's development chain: the one chain where an operator key may come from the environment. */
+export const LOCAL_CHAIN_ID = 31337;
+
+/** An operator key in an environment variable can be read by every process of the user; a real chain gets a keystore. */
+function checkKeySource(config: Config, chainId: number, logger: Logger): void {
+  if (config.operatorKeySource !== "environment") return;
+  if (chainId !== LOCAL_CHAIN_ID) {
+    throw new ServiceStartError(
+      `the operator key comes from NOVACRON_OPERATOR_KEY, which is for the local development chain (${LOCAL_CHAIN_ID}) only, and the RPC serves chain ${chainId}: write the key to a keystore with \`novacron-daemon keystore import --out FILE\` and set operatorKeystore`,
+    );
+  }
+  logger.warn({ msg: "operator key read from NOVACRON_OPERATOR_KEY: acceptable on the local development chain only; use operatorKeystore anywhere else" });
+}
+
 /** Every how many polls all active VMs are reconciled even without events (workload exits, funds running out). */
 const RESYNC_EVERY_POLLS = 5;
 
@@ -72,6 +86,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     closers.push(() => driver.close());
 
     const chainId = await rpcChainId(config);
+    checkKeySource(config, chainId, logger);
     bindStore(store, { chainId, vmRegistry: config.contracts.vmRegistry, provider: config.provider });
     const clients = createChainClients({ rpcUrl: config.rpcUrl, chainId, operatorKey: config.operatorKey, pollingInterval: config.pollIntervalMs });
     await ensureOperator(config, clients, logger);

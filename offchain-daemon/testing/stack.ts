@@ -2,7 +2,7 @@
 // by the same script `npm start` uses, a real IPFS node over the Kubo RPC API, tenant actions
 // through viem, and helpers to wait for chain state. Everything binds 127.0.0.1 on free ports
 // and is stopped by PID when the test ends.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,6 +15,7 @@ import { createEmbeddedStore } from "../src/ipfs/embedded.ts";
 import { createKuboStore } from "../src/ipfs/kubo.ts";
 import { startKuboRpcServer } from "../src/ipfs/kubo-rpc-server.ts";
 import { digestFromCid } from "../src/manifest/fetch.ts";
+import { encryptKeystore } from "../src/keystore.ts";
 import { deployLocal, PROJECT_ROOT, startHardhatNode, type LocalDeployment } from "../../scripts/stack/hardhat.ts";
 import { sleep } from "../../scripts/stack/processes.ts";
 
@@ -243,11 +244,30 @@ export async function startTestStack(name: string) {
   }
 }
 
+/** scrypt work factor of the tests' keystores: 1,000 times cheaper than a real one, the same format. */
+const TEST_KEYSTORE_SCRYPT_N = 2 ** 8;
+
+/** Writes `key`'s keystore and its password file into `dir`, as a provider would, and returns the config field. */
+export function writeOperatorKeystore(dir: string, key: Hex) {
+  mkdirSync(dir, { recursive: true });
+  const password = `test password for ${dir}`;
+  const file = join(dir, "operator-keystore.json");
+  const passwordFile = join(dir, "operator-keystore.password");
+  writeFileSync(file, JSON.stringify(encryptKeystore(key, password, { scryptN: TEST_KEYSTORE_SCRYPT_N })));
+  writeFileSync(passwordFile, password, { mode: 0o600 });
+  return { file, passwordFile };
+}
+
+/**
+ * A daemon config for the test stack; the operator key (the demo operator's, or `overrides.operatorKey`) goes
+ * into a keystore in `dataDir`, since the daemon never reads a key from its config file.
+ */
 export function daemonConfig(deployment: LocalDeployment, rpcUrl: string, ipfsUrl: string, dataDir: string, overrides: Record<string, unknown>) {
+  const { operatorKey = deployment.accounts.providerOperatorKey, ...rest } = overrides as { operatorKey?: Hex };
   return {
     rpcUrl,
     chainId: deployment.chainId,
-    operatorKey: deployment.accounts.providerOperatorKey,
+    operatorKeystore: writeOperatorKeystore(dataDir, operatorKey),
     provider: deployment.accounts.providerOwner,
     contracts: { vmRegistry: deployment.contracts.vmRegistry, providerRegistry: deployment.contracts.providerRegistry },
     startBlock: deployment.deployBlock,
@@ -259,6 +279,6 @@ export function daemonConfig(deployment: LocalDeployment, rpcUrl: string, ipfsUr
     driver: { readyTimeoutMs: 3000 },
     api: { host: "127.0.0.1", port: 0 },
     logLevel: "warn",
-    ...overrides,
+    ...rest,
   };
 }
