@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createPublicClient, createWalletClient, http, type Address, type Hex } from "viem";
+import { createPublicClient, createWalletClient, http, parseEventLogs, type Address, type Hex } from "viem";
 import { hardhat } from "viem/chains";
 import { privateKeyToAccount } from "viem/accounts";
 import { creditTokenAbi, providerRegistryAbi, vmRegistryAbi } from "../src/chain/abi.generated.ts";
@@ -108,13 +108,14 @@ export async function startTestStack(name: string) {
         deposit: bigint,
         maxPricePerSecond: bigint = 10n ** 18n,
       ): Promise<bigint> {
-        await send(tenantWallet, {
+        const receipt = await send(tenantWallet, {
           address: vmRegistry,
           abi: vmRegistryAbi,
           functionName: "requestVm",
           args: [deployment.accounts.providerOwner, digest, resources, maxPricePerSecond, deposit],
         } as never);
-        return publicClient.readContract({ address: vmRegistry, abi: vmRegistryAbi, functionName: "vmCount" });
+        // From the receipt, not vmCount: requests sent side by side would read each other's id.
+        return parseEventLogs({ abi: vmRegistryAbi, logs: receipt.logs, eventName: "VmRequested" })[0]!.args.vmId;
       },
 
       /** Approves and opens an order (any region) as tenant #1; returns its id. */
