@@ -86,6 +86,14 @@ export async function createDaemonProcess(stack: TestStack, name: string, overri
       await victim.exited;
     },
 
+    /** SIGSTOP / SIGCONT: freezes the daemon where it is, to hold it still while a test moves the chain. */
+    pause(): void {
+      if (child) process.kill(child.pid, "SIGSTOP");
+    },
+    resume(): void {
+      if (child) process.kill(child.pid, "SIGCONT");
+    },
+
     /** SIGTERM and wait (SIGKILL after 10 s): a clean shutdown. */
     async stop(): Promise<void> {
       const victim = child;
