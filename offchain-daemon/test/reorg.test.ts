@@ -19,7 +19,7 @@ describe("reorgs around the confirmation depth", { timeout: 240_000 }, () => {
   const deposit = parseUnits("10", 18);
   const rpc = (method: string, params: unknown[] = []) => stack.publicClient.request({ method, params } as never) as Promise<unknown>;
   const head = () => stack.publicClient.getBlockNumber({ cacheTime: 0 });
-  const mine = (blocks: number) => rpc("hardhat_mine", [`0x${blocks.toString(16)}`]);
+  const mine = (blocks: number) => stack.mine(blocks);
   const workloads = async (vmId: bigint) => [...((await workloadGroups(daemon.vmsDir)).get(vmId) ?? [])];
 
   /** Polls `probe` until it holds; with `mining`, a block is mined every 200 ms meanwhile, as on a live chain. */

@@ -190,6 +190,14 @@ export async function startTestStack(name: string) {
         return send(providerWallet, { address: vmRegistry, abi: vmRegistryAbi, functionName: "withdrawEarnings", args: [] } as never);
       },
 
+      /**
+       * Mines `blocks` empty blocks, one evm_mine each: hardhat_mine's bulk blocks report a zero parentHash, which the
+       * daemon's range reads rightly take for a chain that changed under them.
+       */
+      async mine(blocks: number) {
+        for (let i = 0; i < blocks; i++) await publicClient.request({ method: "evm_mine", params: [] } as never);
+      },
+
       async vm(vmId: bigint): Promise<ChainVm> {
         const vm = await readVm(publicClient, vmRegistry, vmId);
         if (!vm) throw new Error(`VM ${vmId} does not exist`);
