@@ -53,14 +53,14 @@ try {
   const result: DaemonBenchResult = {
     measuredAt: new Date().toISOString(),
     command: "npm run bench:daemon",
-    catchUp: { ...catchUp, generationMs: history.generationMs },
+    catchUp: { ...catchUp, vms: history.vms, generationMs: history.generationMs },
     catchUpRatio: catchUp.catchUpRatio,
     killTrials: kill,
     ...tx,
   };
   mkdirSync(join(PROJECT_ROOT, "bench/results"), { recursive: true });
   writeFileSync(join(PROJECT_ROOT, "bench/results/daemon.json"), JSON.stringify(result, null, 2) + "\n");
-  if (TRIALS === 100 && EVENTS === 100_000) writeDocsSection(join(PROJECT_ROOT, "docs/BENCHMARKS.md"), docsSection(result, history));
+  if (TRIALS === 100 && EVENTS === 100_000) writeDocsSection(join(PROJECT_ROOT, "docs/BENCHMARKS.md"), docsSection(result));
   console.log(JSON.stringify({ catchUpRatio: result.catchUpRatio, catchUp, killTrials: { trials: kill.trials, converged: kill.converged, duplicates: kill.duplicates, orphans: kill.orphans }, txPerSecond: result.txPerSecond }, null, 2));
 } finally {
   await stack.stop();

@@ -157,7 +157,6 @@ export async function runKillTrials(
   // Give the converged daemon a moment to clean up after a failed trial before counting what is left.
   await sleep(2000);
   const left = await workloadGroups(daemon.vmsDir);
-  const orphans = [...left.keys()].length;
   for (const [vmId] of left) failures.push(`VM ${vmId}: a workload is alive after its trial ended`);
 
   const operator = stack.deployment.accounts.providerOperator;
@@ -185,7 +184,7 @@ export async function runKillTrials(
     trials,
     converged,
     duplicates: duplicated.size,
-    orphans,
+    orphans: left.size,
     lostReports,
     doubledReports,
     daemonStarts: daemon.starts,
