@@ -9,7 +9,8 @@ import { startTestStack, type TestStack } from "../offchain-daemon/testing/stack
 import { PROJECT_ROOT } from "../scripts/stack/hardhat.ts";
 import { measureCatchUp } from "./daemon/catch-up.ts";
 import { generateEventHistory } from "./daemon/event-history.ts";
-import { docsSection, writeDocsSection, type DaemonBenchResult } from "./daemon/report.ts";
+import { writeDocsSection } from "./lib/docs-section.ts";
+import { docsSection, type DaemonBenchResult } from "./daemon/report.ts";
 
 const TRIALS = Number(process.env.TRIALS ?? 100);
 const EVENTS = Number(process.env.EVENTS ?? 100_000);

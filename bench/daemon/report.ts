@@ -1,9 +1,6 @@
 // The "## Daemon" section of docs/BENCHMARKS.md, written from a bench/results/daemon.json result.
-import { readFileSync, writeFileSync } from "node:fs";
 import type { CatchUpResult } from "./catch-up.ts";
 import type { KillTrialsResult } from "../../offchain-daemon/testing/kill-trials.ts";
-
-const HEADING = "## Daemon";
 
 export type DaemonBenchResult = {
   measuredAt: string;
@@ -23,7 +20,7 @@ export function docsSection(result: DaemonBenchResult): string {
   const { catchUp, killTrials: kill } = result;
   const allConverged = kill.converged === kill.trials && kill.duplicates === 0 && kill.orphans === 0;
   return [
-    HEADING,
+    "## Daemon",
     "",
     `\`${result.command}\` writes bench/results/daemon.json and this section. Measured ${result.measuredAt.slice(0, 10)} on this machine (2 cores, shared).`,
     "",
@@ -69,13 +66,4 @@ export function docsSection(result: DaemonBenchResult): string {
     ...(allConverged ? [] : ["", "Failures:", "", ...result.killTrials.failures.map((failure) => `- ${failure}`)]),
     "",
   ].join("\n");
-}
-
-/** Replaces the section in `path` (or appends it), leaving the others as they are. */
-export function writeDocsSection(path: string, section: string): void {
-  const docs = readFileSync(path, "utf8");
-  const start = docs.indexOf(HEADING + "\n");
-  if (start === -1) return writeFileSync(path, `${docs.trimEnd()}\n\n${section}`);
-  const next = docs.indexOf("\n## ", start + HEADING.length);
-  writeFileSync(path, docs.slice(0, start) + section + (next === -1 ? "" : docs.slice(next + 1)));
 }
