@@ -21,7 +21,6 @@ export async function startHttpProxy(target: string) {
   const port = await freePort();
   const sockets = new Set<Socket>();
   let lagBlocks = 0n;
-  let requests = 0;
 
   async function forward(request: IncomingMessage, body: Buffer): Promise<{ status: number; type: string; body: Buffer }> {
     const headers: Record<string, string> = {};
@@ -71,7 +70,6 @@ export async function startHttpProxy(target: string) {
   }
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    requests++;
     const chunks: Buffer[] = [];
     for await (const chunk of request) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks);
@@ -101,10 +99,6 @@ export async function startHttpProxy(target: string) {
 
   return {
     url: `http://127.0.0.1:${port}`,
-    /** Requests seen so far (a way to tell the daemon is still trying). */
-    get requests() {
-      return requests;
-    },
     /** Answer reads `blocks` behind the head from now on (0: no lag). */
     lag(blocks: number) {
       lagBlocks = BigInt(blocks);
