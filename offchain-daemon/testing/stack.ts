@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createPublicClient, createWalletClient, http, type Address, type Hex } from "viem";
+import { createPublicClient, createWalletClient, http, parseEventLogs, type Address, type Hex } from "viem";
 import { hardhat } from "viem/chains";
 import { privateKeyToAccount } from "viem/accounts";
 import { creditTokenAbi, providerRegistryAbi, vmRegistryAbi } from "../src/chain/abi.generated.ts";
@@ -109,13 +109,14 @@ export async function startTestStack(name: string) {
         deposit: bigint,
         maxPricePerSecond: bigint = 10n ** 18n,
       ): Promise<bigint> {
-        await send(tenantWallet, {
+        const receipt = await send(tenantWallet, {
           address: vmRegistry,
           abi: vmRegistryAbi,
           functionName: "requestVm",
           args: [deployment.accounts.providerOwner, digest, resources, maxPricePerSecond, deposit],
         } as never);
-        return publicClient.readContract({ address: vmRegistry, abi: vmRegistryAbi, functionName: "vmCount" });
+        // From the receipt, not vmCount: requests sent side by side would read each other's id.
+        return parseEventLogs({ abi: vmRegistryAbi, logs: receipt.logs, eventName: "VmRequested" })[0]!.args.vmId;
       },
 
       /** Approves and opens an order (any region) as tenant #1; returns its id. */
@@ -204,6 +205,14 @@ export async function startTestStack(name: string) {
 
       async providerWithdraw() {
         return send(providerWallet, { address: vmRegistry, abi: vmRegistryAbi, functionName: "withdrawEarnings", args: [] } as never);
+      },
+
+      /**
+       * Mines `blocks` empty blocks, one evm_mine each: hardhat_mine's bulk blocks report a zero parentHash, which the
+       * daemon's range reads rightly take for a chain that changed under them.
+       */
+      async mine(blocks: number) {
+        for (let i = 0; i < blocks; i++) await publicClient.request({ method: "evm_mine", params: [] } as never);
       },
 
       async vm(vmId: bigint): Promise<ChainVm> {

@@ -74,7 +74,9 @@ export function createLogSync(parameters: LogSyncParameters) {
             topics: [null, null, null, providerTopic],
           },
         ],
-      })) as Log[];
+        // A refused range is retried smaller below, never the same again: the transport's retries would ask the
+        // node for the whole range three more times (a response over viem's 10 MiB cap is refused after it was built).
+      }, { retryCount: 0 })) as Log[];
     } catch (error) {
       // RPCs cap ranges or result counts in different ways; shrinking is the one answer that works for all.
       if (toBlock === fromBlock) throw error;
