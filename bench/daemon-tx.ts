@@ -10,7 +10,7 @@ import { http, parseUnits } from "viem";
 import { createChainClients } from "../offchain-daemon/src/chain/clients.ts";
 import { createReportSender } from "../offchain-daemon/src/chain/sender.ts";
 import { Store } from "../offchain-daemon/src/store/store.ts";
-import { startTestStack, type TestStack } from "../offchain-daemon/testing/stack.ts";
+import { startTestStack, type TestStack } from "../test/daemon-support/stack.ts";
 
 export type TxPerSecondResult = { reports: number; seconds: number; txPerSecond: number };
 

@@ -3,9 +3,9 @@
 // the "## Daemon" section of docs/BENCHMARKS.md. TRIALS and EVENTS shrink a run for a quick look.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createDaemonProcess } from "../offchain-daemon/testing/daemon-process.ts";
-import { runKillTrials } from "../offchain-daemon/testing/kill-trials.ts";
-import { startTestStack } from "../offchain-daemon/testing/stack.ts";
+import { createDaemonProcess } from "../test/daemon-support/daemon-process.ts";
+import { runKillTrials } from "../test/daemon-support/kill-trials.ts";
+import { startTestStack } from "../test/daemon-support/stack.ts";
 import { PROJECT_ROOT } from "../scripts/stack/hardhat.ts";
 import { measureCatchUp } from "./daemon/catch-up.ts";
 import { measureTxPerSecond } from "./daemon-tx.ts";

@@ -9,7 +9,7 @@ import { parseUnits } from "viem";
 import { loadConfig } from "../offchain-daemon/src/config.ts";
 import { destroyAllWorkloads } from "../offchain-daemon/src/drivers/process.ts";
 import { startService } from "../offchain-daemon/src/service.ts";
-import { startTestStack } from "../offchain-daemon/testing/stack.ts";
+import { startTestStack } from "../test/daemon-support/stack.ts";
 
 const RUNS = Number(process.env.RUNS ?? 10);
 const hello = JSON.parse(readFileSync(new URL("../examples/hello.json", import.meta.url), "utf8"));

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { HARDHAT_CLI, PROJECT_ROOT } from "./stack/hardhat.ts";
 import { sleep } from "./stack/processes.ts";
-import { freePort } from "../offchain-daemon/testing/stack.ts";
+import { freePort } from "../test/daemon-support/stack.ts";
 import { readStat } from "../offchain-daemon/src/drivers/procfs.ts";
 
 type ApiVm = { vmId: string; chainState: string; driver: { state: string; pid?: number } };

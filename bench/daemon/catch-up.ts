@@ -8,7 +8,7 @@ import { pad, type Hex } from "viem";
 import { createChainClients } from "../../offchain-daemon/src/chain/clients.ts";
 import { createLogSync } from "../../offchain-daemon/src/chain/log-sync.ts";
 import { Store } from "../../offchain-daemon/src/store/store.ts";
-import type { TestStack } from "../../offchain-daemon/testing/stack.ts";
+import type { TestStack } from "../../test/daemon-support/stack.ts";
 import type { EventHistory } from "./event-history.ts";
 
 const CHUNK_BLOCKS = 2000; // the daemon's default logChunkBlocks

@@ -6,7 +6,7 @@
 // last on a chain.
 import { createRequire } from "node:module";
 import { encodeFunctionData, type Hex } from "viem";
-import type { TestStack } from "../../offchain-daemon/testing/stack.ts";
+import type { TestStack } from "../../test/daemon-support/stack.ts";
 
 const SOURCE = `// SPDX-License-Identifier: MIT
 pragma solidity 0.8.30;

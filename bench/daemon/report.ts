@@ -1,7 +1,7 @@
 // The "## Daemon" section of docs/BENCHMARKS.md, written from a bench/results/daemon.json result.
 import type { TxPerSecondResult } from "../daemon-tx.ts";
 import type { CatchUpResult } from "./catch-up.ts";
-import type { KillTrialsResult } from "../../offchain-daemon/testing/kill-trials.ts";
+import type { KillTrialsResult } from "../../test/daemon-support/kill-trials.ts";
 
 export type DaemonBenchResult = {
   measuredAt: string;

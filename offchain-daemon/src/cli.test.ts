@@ -11,7 +11,7 @@ import { promisify } from "node:util";
 import { parseUnits, type Hex } from "viem";
 import { privateKeyToAddress } from "viem/accounts";
 import { spawnChild, sleep, stopGroup, type StackChild } from "../../scripts/stack/processes.ts";
-import { startTestStack, type TestStack } from "../testing/stack.ts";
+import { startTestStack, type TestStack } from "../../test/daemon-support/stack.ts";
 import { destroyAllWorkloads } from "./drivers/process.ts";
 import pino from "pino";
 

@@ -12,7 +12,7 @@ import { loadConfig } from "./config.ts";
 import { FailureReason } from "./failure-reasons.ts";
 import { destroyAllWorkloads } from "./drivers/process.ts";
 import { ServiceStartError, startService, type Service } from "./service.ts";
-import { startTestStack, type TestStack } from "../testing/stack.ts";
+import { startTestStack, type TestStack } from "../../test/daemon-support/stack.ts";
 import { sleep } from "../../scripts/stack/processes.ts";
 import { devPrivateKey } from "../../scripts/lib/accounts.ts";
 

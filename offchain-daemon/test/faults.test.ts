@@ -6,10 +6,10 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { parseUnits, type Hex } from "viem";
 import { sleep } from "../../scripts/stack/processes.ts";
-import { countReports, operatorReports, workloadGroups } from "../testing/census.ts";
-import { createDaemonProcess, type DaemonProcess } from "../testing/daemon-process.ts";
-import { startHttpProxy, type HttpProxy } from "../testing/http-proxy.ts";
-import { startTestStack, type TestStack } from "../testing/stack.ts";
+import { countReports, operatorReports, workloadGroups } from "../../test/daemon-support/census.ts";
+import { createDaemonProcess, type DaemonProcess } from "../../test/daemon-support/daemon-process.ts";
+import { startHttpProxy, type HttpProxy } from "../../test/daemon-support/http-proxy.ts";
+import { startTestStack, type TestStack } from "../../test/daemon-support/stack.ts";
 
 const OUTAGE_MS = 30_000;
 

@@ -3,9 +3,9 @@
 // on-chain exactly once. The seed is logged; NOVACRON_KILL_SEED=<seed> replays the same kill points.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { createDaemonProcess, type DaemonProcess } from "../testing/daemon-process.ts";
-import { runKillTrials } from "../testing/kill-trials.ts";
-import { startTestStack, type TestStack } from "../testing/stack.ts";
+import { createDaemonProcess, type DaemonProcess } from "../../test/daemon-support/daemon-process.ts";
+import { runKillTrials } from "../../test/daemon-support/kill-trials.ts";
+import { startTestStack, type TestStack } from "../../test/daemon-support/stack.ts";
 
 const TRIALS = 20;
 

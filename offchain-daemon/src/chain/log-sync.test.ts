@@ -5,9 +5,9 @@ import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { join } from "node:path";
 import { parseUnits } from "viem";
-import { createDaemonParts } from "../../testing/daemon-parts.ts";
-import { faultyTransport } from "../../testing/faulty-transport.ts";
-import { startTestStack, type TestStack } from "../../testing/stack.ts";
+import { createDaemonParts } from "../../../test/daemon-support/daemon-parts.ts";
+import { faultyTransport } from "../../../test/daemon-support/faulty-transport.ts";
+import { startTestStack, type TestStack } from "../../../test/daemon-support/stack.ts";
 
 const deposit = parseUnits("10", 18);
 const resources = { vcpu: 1, memoryMiB: 256, diskGiB: 1 };

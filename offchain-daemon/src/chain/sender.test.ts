@@ -12,9 +12,9 @@ import { http, keccak256, parseTransaction, parseUnits, type Transport } from "v
 import { startApiServer } from "../api/server.ts";
 import { daemonHealth } from "../api/health.ts";
 import { Store } from "../store/store.ts";
-import { createDaemonParts } from "../../testing/daemon-parts.ts";
-import { faultyTransport } from "../../testing/faulty-transport.ts";
-import { startTestStack, type TestStack } from "../../testing/stack.ts";
+import { createDaemonParts } from "../../../test/daemon-support/daemon-parts.ts";
+import { faultyTransport } from "../../../test/daemon-support/faulty-transport.ts";
+import { startTestStack, type TestStack } from "../../../test/daemon-support/stack.ts";
 import { createChainClients } from "./clients.ts";
 import { createReportSender, type ReportSenderParameters } from "./sender.ts";
 

@@ -7,9 +7,9 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import pino from "pino";
 import { http, parseUnits } from "viem";
-import { createDaemonParts } from "../../testing/daemon-parts.ts";
-import { faultyTransport, lagCallsTo } from "../../testing/faulty-transport.ts";
-import { startTestStack, type TestStack } from "../../testing/stack.ts";
+import { createDaemonParts } from "../../../test/daemon-support/daemon-parts.ts";
+import { faultyTransport, lagCallsTo } from "../../../test/daemon-support/faulty-transport.ts";
+import { startTestStack, type TestStack } from "../../../test/daemon-support/stack.ts";
 
 const hello = JSON.parse(readFileSync(new URL("../../../examples/hello.json", import.meta.url), "utf8"));
 const deposit = parseUnits("100", 18);

@@ -3,12 +3,12 @@
 import { join } from "node:path";
 import pino, { type Logger } from "pino";
 import type { Transport } from "viem";
-import { createChainClients } from "../src/chain/clients.ts";
-import { createLogSync } from "../src/chain/log-sync.ts";
-import { createReportSender } from "../src/chain/sender.ts";
-import { createProcessDriver, destroyAllWorkloads } from "../src/drivers/process.ts";
-import { createReconciler } from "../src/reconciler/reconciler.ts";
-import { Store } from "../src/store/store.ts";
+import { createChainClients } from "../../offchain-daemon/src/chain/clients.ts";
+import { createLogSync } from "../../offchain-daemon/src/chain/log-sync.ts";
+import { createReportSender } from "../../offchain-daemon/src/chain/sender.ts";
+import { createProcessDriver, destroyAllWorkloads } from "../../offchain-daemon/src/drivers/process.ts";
+import { createReconciler } from "../../offchain-daemon/src/reconciler/reconciler.ts";
+import { Store } from "../../offchain-daemon/src/store/store.ts";
 import type { TestStack } from "./stack.ts";
 
 export type DaemonParts = Awaited<ReturnType<typeof createDaemonParts>>;

@@ -3,7 +3,7 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import pino from "pino";
-import { destroyAllWorkloads } from "../src/drivers/process.ts";
+import { destroyAllWorkloads } from "../../offchain-daemon/src/drivers/process.ts";
 import { PROJECT_ROOT } from "../../scripts/stack/hardhat.ts";
 import { sleep, spawnChild, stopGroup, type StackChild } from "../../scripts/stack/processes.ts";
 import { freePort, type TestStack } from "./stack.ts";

@@ -2,9 +2,9 @@
 // machine (read from /proc, not from the driver's own state files) and the operator's report
 // transactions on-chain (read from the blocks, not from the daemon's journal).
 import { decodeFunctionData, type Address } from "viem";
-import { vmRegistryAbi } from "../src/chain/abi.generated.ts";
-import type { PublicClient } from "../src/chain/clients.ts";
-import { listProcesses, readEnviron } from "../src/drivers/procfs.ts";
+import { vmRegistryAbi } from "../../offchain-daemon/src/chain/abi.generated.ts";
+import type { PublicClient } from "../../offchain-daemon/src/chain/clients.ts";
+import { listProcesses, readEnviron } from "../../offchain-daemon/src/drivers/procfs.ts";
 
 /**
  * For each VM id, the process groups alive under `vmsDir` that carry it in
