@@ -20,10 +20,10 @@ describe("createLogger", () => {
     assert.ok(!Number.isNaN(Date.parse(String(lines[0]?.["time"]))));
   });
 
-  it("never writes an operator or private key, top-level or nested", () => {
+  it("never writes an operator or private key or a keystore password, top-level or nested", () => {
     const { logger, lines } = capture();
     const key = `0x${"ab".repeat(32)}`;
-    logger.info({ msg: "config", operatorKey: key, config: { operatorKey: key }, err: { cause: { privateKey: key } } });
+    logger.info({ msg: "config", operatorKey: key, config: { operatorKey: key }, err: { cause: { privateKey: key } }, keystore: { password: "abababab" } });
     logger.child({ privateKey: key, account: { privateKey: key } }).warn({ msg: "child" });
     const text = JSON.stringify(lines);
     assert.ok(!text.includes("abab"), text);
