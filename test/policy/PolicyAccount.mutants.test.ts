@@ -1,6 +1,7 @@
 // Tests that kill mutants a mutation-testing run found surviving: each pins one decision of the policy libraries
 // that no other test observed.
 import { expect } from "chai";
+import { getAddress, getCreateAddress, ZeroAddress } from "ethers";
 import { network } from "hardhat";
 import type { NetworkConnection } from "hardhat/types/network";
 import { MANIFEST } from "../contracts/fixtures.ts";
@@ -28,6 +29,14 @@ const GUARDIAN_NOT_SIGNER: PolicyJson = (() => {
   return json;
 })();
 
+/** The example policy with a recovery signer (dave, account 14) who is in no other class. */
+const RECOVERY_ONLY_MEMBER: PolicyJson = (() => {
+  const json: PolicyJson = structuredClone(EXAMPLE_POLICY);
+  json.members = { ...json.members, dave: "#14" };
+  json.recovery.signers = ["alice", "bob", "dave"];
+  return json;
+})();
+
 async function exampleFixture(connection: NetworkConnection) {
   return await deployPolicyFixture(connection);
 }
@@ -36,6 +45,25 @@ async function guardianFixture(connection: NetworkConnection) {
 }
 async function explicitViewFixture(connection: NetworkConnection) {
   return await deployPolicyFixture(connection, EXPLICIT_VIEW);
+}
+
+async function recoveryOnlyMemberFixture(connection: NetworkConnection) {
+  return await deployPolicyFixture(connection, RECOVERY_ONLY_MEMBER);
+}
+
+/** The bytes of content 1 (the initial policy) as the account stored them: the code of the data contract the
+ * account created (its first CREATE) without the leading STOP byte, checked against the content id and hash. */
+async function initialContent(f: PolicyFixture): Promise<Buffer> {
+  const [, contentId, hash] = await f.account.policyVersion();
+  expect(contentId).to.equal(1n);
+  for (let nonce = 1; nonce <= 4; ++nonce) {
+    const code = await f.ethers.provider.getCode(getCreateAddress({ from: f.accountAddress, nonce }));
+    const bytes = Buffer.from(code.slice(2), "hex");
+    if (bytes.length < 46) continue;
+    const content = bytes.subarray(1);
+    if (content.readUInt32BE(0) === 1 && "0x" + content.subarray(4, 36).toString("hex") === hash) return content;
+  }
+  throw new Error("content 1 not found among the account's first creations");
 }
 
 let nonceCounter = 1_000n;
@@ -94,5 +122,60 @@ describe("PolicyAccount: mutants", function () {
     await expect(f.account.connect(f.carol).approve(opId))
       .to.be.revertedWithCustomError(f.account, "PolicyAccountNotSigner")
       .withArgs(opId, f.carol.address);
+  });
+
+  // PolicyVersions._classifyCall: the one-call fast path (PolicyContent.soleCandidate) is skipped for the zero
+  // target. soleCandidate keys the account's own calls as target 0, so a call to address(0) with the selector of
+  // a self rule would match that rule there instead of being refused as a zero target.
+  it("kills PolicyVersions-46: a signed single call to address(0) with a self rule's selector is refused as a zero target", async function () {
+    const f = await networkHelpers.loadFixture(exampleFixture);
+    // restoreVersion is a self rule without conditions of the policy-change class (and of recovery)
+    const data = f.account.interface.encodeFunctionData("restoreVersion", [1n]);
+    const calls: Call[] = [{ target: ZeroAddress, value: 0n, data }];
+    await expect(f.account.classOf(calls)).to.be.revertedWithCustomError(f.account, "PolicyAccountZeroTarget").withArgs(0n);
+    await expect(f.account.executeSignedCalls(calls, ++nonceCounter, FAR, "0x"))
+      .to.be.revertedWithCustomError(f.account, "PolicyAccountZeroTarget")
+      .withArgs(0n);
+    // the same call to the account itself is classified (policy-change, 1-day delay): the zero target is what is refused
+    await expect(f.account.executeSignedCalls([{ ...calls[0]!, target: f.accountAddress }], ++nonceCounter, FAR, "0x"))
+      .to.be.revertedWithCustomError(f.account, "PolicyAccountDelayRequired");
+  });
+
+  // PolicyAccount._isGuardian: only the class's guardianCount guardians are read, not the 20 bytes after them
+  // (the class's rule offsets and its first rule's header).
+  it("kills PolicyAccount-106: the address formed by the bytes after a class's guardians cannot cancel its operation", async function () {
+    const f = await networkHelpers.loadFixture(exampleFixture);
+    const content = await initialContent(f);
+    const classIndex = 1; // large-vm-or-terminate: 3 signers, guardian carol
+    const cls = content.readUInt16BE(45 + 2 * classIndex);
+    const signerCount = content[cls + 1]!;
+    const guardianCount = content[cls + 2]!;
+    expect([signerCount, guardianCount]).to.deep.equal([3, 1]);
+    const guardiansAt = cls + 46 + 20 * signerCount;
+    expect("0x" + content.subarray(guardiansAt, guardiansAt + 20).toString("hex")).to.equal(f.carol.address.toLowerCase());
+    const pastAt = guardiansAt + 20 * guardianCount;
+    const past = getAddress("0x" + content.subarray(pastAt, pastAt + 20).toString("hex"));
+    expect([f.alice.address, f.bob.address, f.carol.address]).not.to.include(past);
+
+    const transfer = [await callOf(f.token, "transfer", [f.tenant.address, NCC])];
+    const opId = ++nonceCounter;
+    await f.account.connect(f.alice).propose(transfer, opId);
+    expect((await f.account.getOperation(opId)).classIndex).to.equal(BigInt(classIndex));
+    await networkHelpers.setBalance(past, 10n ** 18n);
+    const outsider = await f.ethers.getImpersonatedSigner(past);
+    await expect(f.account.connect(outsider).cancel(opId))
+      .to.be.revertedWithCustomError(f.account, "PolicyAccountNotCanceller")
+      .withArgs(opId, past);
+    // the real guardian can
+    await expect(f.account.connect(f.carol).cancel(opId)).to.emit(f.account, "OperationCancelled");
+  });
+
+  // PolicyWriter._members: the member list covers the recovery class too (it is written after the classes).
+  it("kills PolicyWriter-154: a recovery signer in no other class is a member of the policy", async function () {
+    const f = await networkHelpers.loadFixture(recoveryOnlyMemberFixture);
+    const dave = (await f.ethers.getSigners())[14]!;
+    expect((await f.account.getClass(1, RECOVERY_CLASS)).signers).to.include(dave.address);
+    const members = await f.account.members(1);
+    expect([...members].sort()).to.deep.equal([f.alice.address, f.bob.address, f.carol.address, dave.address].sort());
   });
 });
