@@ -40,4 +40,15 @@ describe("Marketplace: mutants", function () {
       .withArgs(vmId, f.tenant.address, f.provider.address, VmState.Suspended, VmState.Terminated, 0n);
     expect((await f.vms.getVm(vmId)).state).to.equal(VmState.Terminated);
   });
+
+  // Billing.accrued: a deposit that runs out exactly at a settlement's second is exhausted then.
+  it("kills Billing-18: a deposit that runs out exactly at a settlement suspends the VM at that settlement", async function () {
+    const f = await networkHelpers.loadFixture(deployFixture);
+    const { vmId, startedAt } = await runningVm(f, { deposit: 1_000n * SMALL_VM_PRICE });
+    await time.setNextBlockTimestamp(startedAt + 1_000n);
+    await f.vms.connect(f.stranger).settle(vmId, { gasLimit: 1_000_000n });
+    const vm = await f.vms.getVm(vmId);
+    expect(vm.balance).to.equal(0n);
+    expect(vm.state).to.equal(VmState.Suspended);
+  });
 });

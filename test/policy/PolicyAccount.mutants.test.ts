@@ -47,6 +47,19 @@ async function explicitViewFixture(connection: NetworkConnection) {
   return await deployPolicyFixture(connection, EXPLICIT_VIEW);
 }
 
+/** The example policy with its 2-of-3 class and recovery both delayed by exactly MAX_DELAY, 90 days. */
+const MAX_DELAY_SECONDS = 90 * 86_400;
+const DELAYED_TO_THE_MAX: PolicyJson = (() => {
+  const json: PolicyJson = structuredClone(EXAMPLE_POLICY);
+  json.classes.find((c) => c.name === "large-vm-or-terminate")!.delay = MAX_DELAY_SECONDS;
+  json.recovery.delay = MAX_DELAY_SECONDS;
+  return json;
+})();
+
+async function delayedToTheMaxFixture(connection: NetworkConnection) {
+  return await deployPolicyFixture(connection, DELAYED_TO_THE_MAX);
+}
+
 async function recoveryOnlyMemberFixture(connection: NetworkConnection) {
   return await deployPolicyFixture(connection, RECOVERY_ONLY_MEMBER);
 }
@@ -177,5 +190,11 @@ describe("PolicyAccount: mutants", function () {
     expect((await f.account.getClass(1, RECOVERY_CLASS)).signers).to.include(dave.address);
     const members = await f.account.members(1);
     expect([...members].sort()).to.deep.equal([f.alice.address, f.bob.address, f.carol.address, dave.address].sort());
+  });
+
+  it("kills PolicyWriter-67: a class delayed by exactly MAX_DELAY (90 days) is accepted", async function () {
+    const f = await networkHelpers.loadFixture(delayedToTheMaxFixture);
+    expect((await f.account.getClass(1, 1)).delay).to.equal(BigInt(MAX_DELAY_SECONDS));
+    expect((await f.account.getClass(1, RECOVERY_CLASS)).delay).to.equal(BigInt(MAX_DELAY_SECONDS));
   });
 });
