@@ -1,7 +1,7 @@
 // Tests that kill mutants a mutation-testing run found surviving: each pins one decision of the policy libraries
 // that no other test observed.
 import { expect } from "chai";
-import { getAddress, getCreateAddress, ZeroAddress } from "ethers";
+import { decodeBytes32String, getAddress, getCreateAddress, ZeroAddress } from "ethers";
 import { network } from "hardhat";
 import type { NetworkConnection } from "hardhat/types/network";
 import { MANIFEST } from "../contracts/fixtures.ts";
@@ -196,5 +196,16 @@ describe("PolicyAccount: mutants", function () {
     const f = await networkHelpers.loadFixture(delayedToTheMaxFixture);
     expect((await f.account.getClass(1, 1)).delay).to.equal(BigInt(MAX_DELAY_SECONDS));
     expect((await f.account.getClass(1, RECOVERY_CLASS)).delay).to.equal(BigInt(MAX_DELAY_SECONDS));
+  });
+
+  it("kills PolicyLayout-61: every class of the stored policy reads back with its own name and dominance mask", async function () {
+    const f = await networkHelpers.loadFixture(delayedToTheMaxFixture);
+    const names = DELAYED_TO_THE_MAX.classes.map((c) => c.name);
+    for (const [index, name] of names.entries()) {
+      const view = await f.account.getClass(1, index);
+      expect(decodeBytes32String(view.name)).to.equal(name);
+    }
+    // The 3-of-3, one-day policy-change class is at least as strict as itself and small-vm, not the 90-day class 1.
+    expect((await f.account.getClass(1, 2)).dominates).to.equal(0b101n);
   });
 });
