@@ -60,6 +60,29 @@ async function delayedToTheMaxFixture(connection: NetworkConnection) {
   return await deployPolicyFixture(connection, DELAYED_TO_THE_MAX);
 }
 
+/** The example policy whose class 1 has a rule without spend first and, second, `approve` of VmRegistry charged
+ * by its amount: an agent's 200 NCC approval falls in class 1 only (small-vm approves at most 100 NCC), by rule 1. */
+const SPEND_IN_CLASS_ONE: PolicyJson = (() => {
+  const json: PolicyJson = structuredClone(EXAMPLE_POLICY);
+  const small = json.classes[0]!;
+  const large = json.classes[1]!;
+  large.rules = [
+    structuredClone(small.rules.find((r) => r.function.startsWith("stopVm("))!),
+    {
+      target: "CreditToken",
+      function: "approve(address spender,uint256 amount)",
+      action: "ApproveTokens",
+      spend: "amount",
+      conditions: [{ arg: "spender", op: "eq", value: "VmRegistry" }],
+    },
+  ];
+  return json;
+})();
+
+async function spendInClassOneFixture(connection: NetworkConnection) {
+  return await deployPolicyFixture(connection, SPEND_IN_CLASS_ONE);
+}
+
 async function recoveryOnlyMemberFixture(connection: NetworkConnection) {
   return await deployPolicyFixture(connection, RECOVERY_ONLY_MEMBER);
 }
@@ -207,5 +230,20 @@ describe("PolicyAccount: mutants", function () {
     }
     // The 3-of-3, one-day policy-change class is at least as strict as itself and small-vm, not the 90-day class 1.
     expect((await f.account.getClass(1, 2)).dominates).to.equal(0b101n);
+  });
+
+  it("kills PolicyVersions-98: an agent scoped to class 1 is charged by the rule its call matched there", async function () {
+    const f = await networkHelpers.loadFixture(spendInClassOneFixture);
+    const allowance = 1_000n * NCC;
+    const grant = [await callOf(f.account, "grantAgent", [f.agent.address, 0b10, allowance, 2 ** 32 - 1, FAR])];
+    await f.account.connect(f.alice).propose(grant, 900n);
+    await f.account.connect(f.bob).approve(900n);
+    await f.account.connect(f.carol).approve(900n);
+    await networkHelpers.time.increase(86_400);
+    await f.account.execute(900n, grant);
+    const approval = [await callOf(f.token, "approve", [await f.vms.getAddress(), 200n * NCC])];
+    await expect(f.account.connect(f.agent).agentExecute(approval)).to.emit(f.account, "AgentExecuted");
+    // 200 NCC charged; the allowance refills by 1,000 NCC per 2^32 - 1 s, a fraction of a gwei per second.
+    expect((await f.account.getAgent(f.agent.address)).available).to.be.closeTo(800n * NCC, 10n ** 15n);
   });
 });
