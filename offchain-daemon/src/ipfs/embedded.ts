@@ -64,6 +64,11 @@ export async function createEmbeddedStore({ directory }: CreateEmbeddedStorePara
       return cid;
     },
 
+    // In this process, on a local directory: it answers whenever the daemon does.
+    async responsive() {
+      return true;
+    },
+
     async getRaw(cid, { signal, maxBytes }) {
       assertRawSha256(cid);
       signal.throwIfAborted();

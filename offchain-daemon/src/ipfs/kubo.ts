@@ -77,6 +77,13 @@ export function createKuboStore({ url }: CreateKuboStoreParameters): ContentStor
       }
     },
 
+    async responsive({ signal }) {
+      return client.id({ signal }).then(
+        () => true,
+        () => false,
+      );
+    },
+
     async close() {
       // The client holds no resources beyond fetch's shared connection pool.
     },

@@ -19,6 +19,11 @@ export interface ContentStore {
    * (the caller's timeout) rejects with the signal's reason.
    */
   getRaw(cid: CID, options: { signal: AbortSignal; maxBytes: number }): Promise<Uint8Array>;
+  /**
+   * Whether the node answers at all (it tells its identity) before `signal` aborts. Tells the provider's own
+   * hung node apart from content that is nowhere to be found.
+   */
+  responsive(options: { signal: AbortSignal }): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -39,6 +44,14 @@ export class ContentHashMismatchError extends Error {
   constructor(cid: string) {
     super(`Content returned for ${cid} does not hash to that CID. The IPFS node is faulty or malicious.`);
     this.cid = cid;
+  }
+}
+
+/** The provider's own IPFS node does not answer: its outage, never the tenant's missing manifest. */
+export class ContentStoreUnresponsiveError extends Error {
+  override readonly name = "ContentStoreUnresponsiveError";
+  constructor(cid: string) {
+    super(`The IPFS node did not answer while looking for ${cid}, nor a request for its identity. Check that it runs; the VM waits and the fetch is retried.`);
   }
 }
 

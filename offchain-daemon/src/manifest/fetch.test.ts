@@ -9,7 +9,8 @@ import { rawCid } from "../ipfs/block.ts";
 import { createEmbeddedStore, type EmbeddedStore } from "../ipfs/embedded.ts";
 import { createKuboStore } from "../ipfs/kubo.ts";
 import { type KuboRpcServer, startKuboRpcServer } from "../ipfs/kubo-rpc-server.ts";
-import { ContentHashMismatchError, UnsupportedCidError } from "../ipfs/types.ts";
+import { ContentHashMismatchError, ContentStoreUnresponsiveError, UnsupportedCidError } from "../ipfs/types.ts";
+import { createServer, type Socket } from "node:net";
 import {
   digestFromCid,
   fetchManifest,
@@ -129,6 +130,21 @@ describe("fetchManifest", () => {
     });
     after(async () => {
       await rpc.close();
+    });
+
+    test("issue 11 case 9: the provider's own hung IPFS node is its outage (thrown, retried), not the tenant's ManifestNotFound", async () => {
+      // Accepts connections and never answers, like a wedged node.
+      const sockets: Socket[] = [];
+      const hung = createServer((socket) => void sockets.push(socket));
+      await new Promise<void>((resolve) => hung.listen(0, "127.0.0.1", resolve));
+      try {
+        const kubo = createKuboStore({ url: `http://127.0.0.1:${(hung.address() as { port: number }).port}` });
+        const missing = await rawCid(encode("asked of a hung node"));
+        await assert.rejects(fetchManifest(kubo, missing, { timeoutMs: 300 }), ContentStoreUnresponsiveError);
+      } finally {
+        for (const socket of sockets) socket.destroy();
+        hung.close();
+      }
     });
 
     test("gives the same answers as the embedded store", async () => {

@@ -5,7 +5,7 @@ import * as Digest from "multiformats/hashes/digest";
 import { sha256 } from "multiformats/hashes/sha2";
 import { FailureReason, type FailureReasonCode } from "../failure-reasons.ts";
 import { assertRawSha256 } from "../ipfs/block.ts";
-import { ContentNotFoundError, type ContentStore, ContentTooLargeError } from "../ipfs/types.ts";
+import { ContentNotFoundError, type ContentStore, ContentStoreUnresponsiveError, ContentTooLargeError } from "../ipfs/types.ts";
 import { type Manifest, MANIFEST_MAX_BYTES, ManifestSchema } from "./schema.ts";
 
 export interface FetchManifestOptions {
@@ -20,8 +20,8 @@ export interface FetchManifestOptions {
 /**
  * A manifest, or the reason code to report on-chain. Only outcomes that are
  * the tenant's to fix become a reason; the provider's own trouble (IPFS node
- * down, a block that fails its hash) is thrown, so it is retried rather than
- * blamed on the tenant.
+ * down or hung, a block that fails its hash) is thrown, so it is retried rather
+ * than blamed on the tenant.
  */
 export type FetchManifestResult =
   | { ok: true; manifest: Manifest; bytes: Uint8Array }
@@ -36,6 +36,8 @@ export class InvalidManifestDigestError extends Error {
 
 /** Keeps details short: they go into logs and events, and the first problem is the one to fix. */
 const DETAIL_MAX_CHARS = 200;
+/** How long the node has to tell its identity before a miss counts as its outage rather than the tenant's. */
+const RESPONSIVE_PROBE_MS = 2_000;
 const RETRY_FIRST_MS = 50;
 const RETRY_MAX_MS = 1_000;
 
@@ -57,6 +59,8 @@ export async function fetchManifest(
       return failure(FailureReason.ManifestTooLarge, `manifest ${cid} is larger than ${maxBytes} bytes`);
     }
     if (err instanceof ContentNotFoundError || deadline.aborted) {
+      // A node that hung is the provider's outage: the VM waits for it instead of failing for the tenant.
+      if (!(await store.responsive({ signal: AbortSignal.timeout(RESPONSIVE_PROBE_MS) }))) throw new ContentStoreUnresponsiveError(cid.toString());
       return failure(FailureReason.ManifestNotFound, `manifest ${cid} not found within ${timeoutMs} ms`);
     }
     throw err;
