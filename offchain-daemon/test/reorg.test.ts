@@ -52,7 +52,12 @@ describe("reorgs around the confirmation depth", { timeout: 240_000 }, () => {
   async function assertReportedOnce(vmId: bigint, sinceBlock: bigint) {
     const reports = (await operatorReports(stack.publicClient, stack.deployment.contracts.vmRegistry, stack.deployment.accounts.providerOperator, sinceBlock, await head())).filter((r) => r.vmId === vmId);
     assert.deepEqual(reports.filter((r) => r.status !== "success"), []);
-    assert.deepEqual(Object.fromEntries(countReports(reports)), { [`${vmId} reportProvisioning`]: 1, [`${vmId} reportRunning`]: 1 });
+    // Running lands exactly once. Provisioning at most once: a daemon whose workload already runs when it sees
+    // the VM Requested again may report Running straight away (Requested -> Running is a valid step).
+    const counts = Object.fromEntries(countReports(reports));
+    assert.equal(counts[`${vmId} reportRunning`], 1, JSON.stringify(counts));
+    assert.ok((counts[`${vmId} reportProvisioning`] ?? 0) <= 1, JSON.stringify(counts));
+    assert.deepEqual(Object.keys(counts).sort(), Object.keys(counts).filter((key) => /report(Provisioning|Running)$/.test(key)).sort(), "no other report");
   }
 
   before(async () => {
