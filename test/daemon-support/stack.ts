@@ -57,8 +57,10 @@ export async function startTestStack(name: string) {
     const operatorWallet = createWalletClient({ account: deployment.accounts.providerOperator, transport, chain: viemChain });
     const { vmRegistry, creditToken, providerRegistry } = deployment.contracts;
 
+    // A fixed gas limit: the node's own estimate runs against a state the daemon's reports may change before the
+    // transaction is mined (a kill trial's terminateVm ran out of gas that way).
     async function send(wallet: typeof tenantWallet, request: Parameters<typeof tenantWallet.writeContract>[0]) {
-      const hash = await wallet.writeContract(request);
+      const hash = await wallet.writeContract({ gas: TEST_TX_GAS, ...request } as typeof request);
       const receipt = await publicClient.waitForTransactionReceipt({ hash });
       if (receipt.status !== "success") throw new Error(`transaction ${hash} reverted`);
       return receipt;
@@ -252,6 +254,9 @@ export async function startTestStack(name: string) {
     throw error;
   }
 }
+
+/** Gas limit of the test stack's own transactions: above any single marketplace call, far below the block's. */
+const TEST_TX_GAS = 3_000_000n;
 
 /** scrypt work factor of the tests' keystores: 1,000 times cheaper than a real one, the same format. */
 const TEST_KEYSTORE_SCRYPT_N = 2 ** 8;
