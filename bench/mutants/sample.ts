@@ -1,19 +1,8 @@
 // Deterministic, stratified sampling: each file gets a share of the sample proportional to how many mutants
 // it has (at least one), drawn from a seeded shuffle, and the sample runs in a seeded order; the rest of each
 // file's shuffle is kept in reserve to replace mutants that do not compile, so `count` mutants run.
+import { seededRandom } from "../lib/random.ts";
 import type { Mutant } from "./operators.ts";
-
-/** mulberry32: a small seeded PRNG, enough for a reproducible shuffle. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffled<T>(items: T[], next: () => number): T[] {
   const copy = [...items];
@@ -41,7 +30,7 @@ function quotas(sizes: number[], count: number): number[] {
 export type Sample = { chosen: Mutant[]; reserves: Map<string, Mutant[]> };
 
 export function sample(mutants: Mutant[], count: number, seed: number): Sample {
-  const next = random(seed);
+  const next = seededRandom(seed);
   const files = [...new Set(mutants.map((m) => m.file))].sort();
   const groups = files.map((file) => shuffled(mutants.filter((m) => m.file === file), next));
   const shares = quotas(groups.map((g) => g.length), Math.min(count, mutants.length));

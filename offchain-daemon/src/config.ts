@@ -4,7 +4,7 @@ import { isAddress, getAddress } from "viem";
 import type { Address, Hex } from "viem";
 import { z } from "zod";
 import { RAW_BLOCK_MAX_BYTES } from "./ipfs/block.ts";
-import { decryptKeystore, KeystoreError } from "./keystore.ts";
+import { decryptKeystore, KeystoreError, passwordFromFile } from "./keystore.ts";
 import { logLevels } from "./log.ts";
 import type { LogLevel } from "./log.ts";
 
@@ -343,7 +343,7 @@ function resolveOperatorKey(
     );
   }
   const keystoreFile = resolve(fileBase, keystore.file);
-  if (keystore.passwordFile !== undefined) password = readSecretFile(resolve(fileBase, keystore.passwordFile), "operatorKeystore.passwordFile");
+  if (keystore.passwordFile !== undefined) password = passwordFromFile(readSecretFile(resolve(fileBase, keystore.passwordFile), "operatorKeystore.passwordFile"));
   if (password === undefined) throw new PasswordNeededError(keystoreFile);
   try {
     return { operatorKey: decryptKeystore(readSecretFile(keystoreFile, "operatorKeystore.file"), password, keystoreFile), operatorKeySource: "keystore" };
@@ -358,11 +358,9 @@ function unreadable(error: unknown): string {
   return code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : String(code ?? error);
 }
 
-/** A password file holds the password, with or without one trailing newline. */
 function readSecretFile(file: string, field: string): string {
   try {
-    const text = readFileSync(file, "utf8");
-    return field === "operatorKeystore.passwordFile" ? text.replace(/\r?\n$/, "") : text;
+    return readFileSync(file, "utf8");
   } catch (error) {
     throw new ConfigError(`${field}: cannot read ${file}: ${unreadable(error)}`);
   }

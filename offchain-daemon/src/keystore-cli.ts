@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import type { Hex } from "viem";
 import { generatePrivateKey, privateKeyToAddress } from "viem/accounts";
 import { privateKeyProblem } from "./config.ts";
-import { encryptKeystore } from "./keystore.ts";
+import { encryptKeystore, passwordFromFile } from "./keystore.ts";
 import { readHidden, readStdin } from "./prompt.ts";
 
 export const KEYSTORE_USAGE = [
@@ -27,7 +27,7 @@ async function newPassword(passwordFile: string | undefined): Promise<string> {
   let password: string;
   if (passwordFile !== undefined) {
     try {
-      password = readFileSync(passwordFile, "utf8").replace(/\r?\n$/, "");
+      password = passwordFromFile(readFileSync(passwordFile, "utf8"));
     } catch (error) {
       throw new KeystoreCliError(`cannot read --password-file ${resolve(passwordFile)}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
     }

@@ -61,6 +61,11 @@ function scrypt(password: string, params: ScryptParams): Uint8Array {
   return scryptSync(password.normalize("NFKC"), unhex(params.salt), DERIVED_KEY_BYTES, { N: n, r, p, maxmem: 256 * n * r });
 }
 
+/** A password file's password: the whole file but one trailing newline, as `echo secret > file` writes it. */
+export function passwordFromFile(text: string): string {
+  return text.replace(/\r?\n$/, "");
+}
+
 /** Encrypts `privateKey` under `password`. `scryptN` below the standard is for tests only. */
 export function encryptKeystore(privateKey: Hex, password: string, options: { scryptN?: number } = {}): KeystoreV3 {
   const kdfparams: ScryptParams = { dklen: DERIVED_KEY_BYTES, n: options.scryptN ?? STANDARD_SCRYPT_N, r: SCRYPT_R, p: SCRYPT_P, salt: hex(randomBytes(32)) };

@@ -6,6 +6,7 @@
 // one chain and one daemon, so each kill also lands at some other point of the other lanes' VMs.
 // Two witnesses the daemon cannot influence judge the outcome: the processes alive on this machine
 // (sampled all along) and the operator's report transactions in the blocks.
+import { seededRandom } from "../../bench/lib/random.ts";
 import { parseUnits, type Hex } from "viem";
 import { sleep } from "../../scripts/stack/processes.ts";
 import { countReports, operatorReports, workloadGroups } from "./census.ts";
@@ -44,18 +45,6 @@ export type KillTrialsResult = {
   durationMs: number;
   failures: string[];
 };
-
-/** mulberry32: small, seedable, good enough to spread kill points. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A workload that costs nothing to run: one `sleep` process, no port to wait for. */
 export const SLEEPER_MANIFEST = {
